@@ -1,0 +1,207 @@
+/**
+ * Results: per (row, server) cell the samples of each run, summarised as the
+ * median (min–max) and judged against the targets; printed as a plain table
+ * and written as JSON + markdown.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { PeerName } from './peers.ts';
+import type { ServerCost } from './proc-stats.ts';
+
+export type RowId = 'put-1g' | 'get-1g' | 'put-small' | 'get-small' | 'mem-5g';
+
+export interface RowDef {
+  id: RowId;
+  work: string;
+  /** What one run moves: bytes, or a number of files. */
+  amount: number;
+  unit: 'bytes' | 'files';
+}
+
+export interface Sample extends ServerCost {
+  seconds: number;
+}
+
+export interface Cell {
+  row: RowDef;
+  peer: PeerName;
+  samples: Sample[];
+  failures: string[];
+}
+
+export interface CellSummary {
+  work: string;
+  row: RowId;
+  peer: PeerName;
+  ok: boolean;
+  runs: number;
+  failures: string[];
+  seconds: { median: number; min: number; max: number } | null;
+  /** MiB/s for byte rows, files/s for file rows (from the median time). */
+  rate: number | null;
+  rateUnit: string;
+  serverCpuSeconds: number | null;
+  peakRssMiB: number | null;
+  rssGrowthMiB: number | null;
+  peakSinceStart: boolean;
+  /** Coffer's median time ÷ this server's, on the same row (null for Coffer itself). */
+  cofferTimeRatio: number | null;
+  samples: Sample[];
+}
+
+export interface Target {
+  text: string;
+  measured: string;
+  met: boolean | null;
+}
+
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+export function summarise(cells: readonly Cell[]): CellSummary[] {
+  const out = cells.map((c): CellSummary => {
+    const ok = c.failures.length === 0 && c.samples.length > 0;
+    const t = c.samples.map((s) => s.seconds);
+    const sec = ok ? { median: median(t), min: Math.min(...t), max: Math.max(...t) } : null;
+    const MiB = 1024 * 1024;
+    return {
+      work: c.row.work,
+      row: c.row.id,
+      peer: c.peer,
+      ok,
+      runs: c.samples.length,
+      failures: c.failures,
+      seconds: sec,
+      rate: sec ? (c.row.unit === 'bytes' ? c.row.amount / MiB : c.row.amount) / sec.median : null,
+      rateUnit: c.row.unit === 'bytes' ? 'MiB/s' : 'files/s',
+      serverCpuSeconds: ok ? median(c.samples.map((s) => s.cpuSeconds)) : null,
+      peakRssMiB: ok ? Math.max(...c.samples.map((s) => s.peakRssMiB)) : null,
+      rssGrowthMiB: ok ? median(c.samples.map((s) => s.peakRssMiB - s.rssBeforeMiB)) : null,
+      peakSinceStart: c.samples.some((s) => s.peakSinceStart),
+      cofferTimeRatio: null,
+      samples: c.samples,
+    };
+  });
+  for (const s of out) {
+    const coffer = out.find((o) => o.row === s.row && o.peer === 'coffer');
+    if (s.peer !== 'coffer' && coffer?.seconds && s.seconds) s.cofferTimeRatio = coffer.seconds.median / s.seconds.median;
+  }
+  return out;
+}
+
+function find(sums: readonly CellSummary[], row: RowId, peer: PeerName): CellSummary | undefined {
+  return sums.find((s) => s.row === row && s.peer === peer && s.ok);
+}
+
+/** The issue's targets, judged from the medians of this run. */
+export function judgeTargets(sums: readonly CellSummary[], memLimitMiB: number): Target[] {
+  const ratio = (row: RowId, peer: PeerName) => {
+    const c = find(sums, row, 'coffer')?.seconds?.median;
+    const p = find(sums, row, peer)?.seconds?.median;
+    return c && p ? c / p : null;
+  };
+  const targets: Target[] = [];
+  const dl = ratio('get-1g', 'nginx');
+  targets.push({ text: "1 GiB download time ≤ 1.1× nginx's", measured: dl === null ? 'n/a' : `${dl.toFixed(2)}×`, met: dl === null ? null : dl <= 1.1 });
+  const ul = ratio('put-1g', 'rclone');
+  targets.push({ text: "1 GiB upload rate ≥ 2× rclone's", measured: ul === null ? 'n/a' : `${(1 / ul).toFixed(2)}×`, met: ul === null ? null : 1 / ul >= 2 });
+  for (const [row, what] of [['put-small', 'upload'], ['get-small', 'download']] as const) {
+    const r = ratio(row, 'rclone');
+    targets.push({ text: `10,000 × 4 KiB ${what} rate ≥ rclone's`, measured: r === null ? 'n/a' : `${(1 / r).toFixed(2)}×`, met: r === null ? null : 1 / r >= 1 });
+  }
+  const mem = find(sums, 'mem-5g', 'coffer');
+  targets.push({
+    text: `server memory growth during a 5 GiB upload < ${memLimitMiB} MiB`,
+    measured: mem?.rssGrowthMiB == null ? (sums.some((s) => s.row === 'mem-5g') ? 'failed' : 'not run (--big)') : `${mem.rssGrowthMiB.toFixed(1)} MiB`,
+    met: mem?.rssGrowthMiB == null ? null : mem.rssGrowthMiB < memLimitMiB,
+  });
+  return targets;
+}
+
+/** First meaningful line of an error, short enough for a table cell. */
+function oneLine(s: string): string {
+  const lines = s.split('\n').map((l) => l.trim()).filter(Boolean);
+  const detail = lines.find((l, i) => i > 0 && /error|exited|HTTP|refused|not /i.test(l));
+  const text = detail && detail !== lines[0] ? `${lines[0]} … ${detail}` : (lines[0] ?? '');
+  return text.length > 160 ? `${text.slice(0, 157)}…` : text;
+}
+
+const f = (n: number | null | undefined, d = 2) => (n == null || !Number.isFinite(n) ? '–' : n.toFixed(d));
+
+function cellRow(s: CellSummary): string[] {
+  if (!s.ok) return [s.work, s.peer, `FAILED: ${oneLine(s.failures[0] ?? 'no run')}`, '', '', '', '', ''];
+  const sec = s.seconds!;
+  return [
+    s.work,
+    s.peer,
+    `${f(sec.median)} (${f(sec.min)}–${f(sec.max)})`,
+    `${f(s.rate, 0)} ${s.rateUnit}`,
+    s.cofferTimeRatio == null ? '' : `${f(s.cofferTimeRatio)}×`,
+    f(s.serverCpuSeconds),
+    f(s.peakRssMiB, 0) + (s.peakSinceStart ? '*' : ''),
+    f(s.rssGrowthMiB, 1),
+  ];
+}
+
+const HEAD = ['work', 'server', 'time s, median (min–max)', 'rate', 'Coffer time ÷ this', 'server CPU s', 'peak RSS MiB', 'RSS growth MiB'];
+const TARGET_HEAD = ['target', 'measured', 'met'];
+const verdict = (t: Target) => (t.met === null ? '–' : t.met ? 'yes' : 'NO');
+
+function textTable(rows: string[][]): string {
+  const w = rows[0].map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((c, i) => (c ?? '').padEnd(w[i])).join('  ').trimEnd()).join('\n');
+}
+
+function mdTable(rows: string[][]): string {
+  const esc = (c: string) => c.replace(/\|/g, '\\|');
+  return [`| ${rows[0].map(esc).join(' | ')} |`, `|${rows[0].map(() => '---').join('|')}|`, ...rows.slice(1).map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
+}
+
+export interface Report {
+  date: string;
+  environment: Record<string, string>;
+  options: Record<string, unknown>;
+  notes: string[];
+  cells: CellSummary[];
+  targets: Target[];
+}
+
+export function renderText(r: Report): string {
+  return [
+    textTable([HEAD, ...r.cells.map(cellRow)]),
+    '',
+    textTable([TARGET_HEAD, ...r.targets.map((t) => [t.text, t.measured, verdict(t)])]),
+    '',
+    ...r.notes.map((n) => `- ${n}`),
+  ].join('\n');
+}
+
+export function renderMarkdown(r: Report): string {
+  return [
+    `# Coffer bench, ${r.date}`,
+    '',
+    Object.entries(r.environment)
+      .map(([k, v]) => `- ${k}: ${v}`)
+      .join('\n'),
+    '',
+    mdTable([HEAD, ...r.cells.map(cellRow)]),
+    '',
+    '## Targets',
+    '',
+    mdTable([TARGET_HEAD, ...r.targets.map((t) => [t.text, t.measured, verdict(t)])]),
+    '',
+    '## Notes',
+    '',
+    ...r.notes.map((n) => `- ${n}`),
+    '',
+  ].join('\n');
+}
+
+export function writeReport(dir: string, r: Report): void {
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(join(dir, 'latest.json'), JSON.stringify(r, null, 2) + '\n');
+  writeFileSync(join(dir, 'latest.md'), renderMarkdown(r));
+}

@@ -1,0 +1,59 @@
+/**
+ * The one table of stable error codes. Services throw `CofferError(code)`;
+ * each adapter (REST, later WebDAV and tus) renders it in its own way.
+ * A code, once published, never changes meaning: clients branch on it.
+ */
+export const ERRORS = {
+  BAD_REQUEST: { status: 400, message: 'The request is malformed.' },
+  VALIDATION_FAILED: { status: 400, message: 'A field of the request is missing or has the wrong type.' },
+  INVALID_NAME: { status: 400, message: 'The name is not allowed.' },
+  PATH_TOO_LONG: { status: 400, message: 'The path is longer than the server allows.' },
+  INVALID_RANGE: { status: 416, message: 'The requested range is not satisfiable.' },
+  UNAUTHENTICATED: { status: 401, message: 'Sign in first: no valid credentials were sent.' },
+  FORBIDDEN: { status: 403, message: 'You are not allowed to do this.' },
+  NOT_FOUND: { status: 404, message: 'No such item.' },
+  ROUTE_NOT_FOUND: { status: 404, message: 'No such endpoint.' },
+  METHOD_NOT_ALLOWED: { status: 405, message: 'This method is not allowed here.' },
+  NAME_CONFLICT: { status: 409, message: 'An item with this name already exists in the folder.' },
+  VERSION_CONFLICT: { status: 412, message: 'The item changed since you last read it.' },
+  NOT_A_FOLDER: { status: 409, message: 'The target is not a folder.' },
+  NOT_A_FILE: { status: 409, message: 'The item is not a file.' },
+  MOVE_INTO_ITSELF: { status: 409, message: 'A folder cannot be moved or copied into itself.' },
+  ROOT_IMMUTABLE: { status: 409, message: 'The root folder cannot be moved, renamed or deleted.' },
+  NOT_IN_TRASH: { status: 409, message: 'The item is not in the recycle bin.' },
+  PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is larger than the server allows.' },
+  QUOTA_EXCEEDED: { status: 507, message: 'Not enough storage quota left for this upload.' },
+  UPLOAD_INCOMPLETE: { status: 400, message: 'The upload ended before all announced bytes arrived.' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'This content type is not accepted here.' },
+  USER_EXISTS: { status: 409, message: 'A user with this name already exists.' },
+  WEAK_PASSWORD: { status: 400, message: 'The password is too short or too common.' },
+  RATE_LIMITED: { status: 429, message: 'Too many requests; try again later.' },
+  STORAGE_UNAVAILABLE: { status: 503, message: 'File storage is unavailable; try again later.' },
+  SHUTTING_DOWN: { status: 503, message: 'The server is shutting down; try again shortly.' },
+  INTERNAL: { status: 500, message: 'Something went wrong on the server.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** The JSON body of every error response. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; requestId?: string; details?: Record<string, unknown> };
+}
+
+/** A typed, expected failure. `details` is safe to show to the caller. */
+export class CofferError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly details?: Record<string, unknown>;
+  constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>) {
+    super(message ?? ERRORS[code].message);
+    this.name = 'CofferError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.details = details;
+  }
+}
+
+export function isCofferError(e: unknown): e is CofferError {
+  return e instanceof CofferError;
+}

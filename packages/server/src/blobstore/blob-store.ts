@@ -1,0 +1,72 @@
+/**
+ * Where file contents live: immutable blobs addressed by a key the caller
+ * chooses (the metadata layer names chunks `<owner>/<sha256>/<generation>`).
+ *
+ * Contract every implementation keeps (checked by blob-store.conformance.ts):
+ * - `put` is atomic and durable: when it resolves, the whole blob is stored and
+ *   survives a crash (temp name + fsync + rename, or a completed S3 PUT); if it
+ *   rejects or the process dies, no partial blob is visible under `key`.
+ * - `get` of a missing key rejects with BlobNotFoundError; a range is
+ *   inclusive [start, end], as in HTTP.
+ * - `delete` is idempotent: deleting a missing key resolves.
+ * - Keys are opaque strings of [A-Za-z0-9/_.-]; '..' never appears.
+ * - `list(prefix)` matches a plain string prefix, as S3 does ('a' lists 'ab/c').
+ */
+import type { Readable } from 'node:stream';
+
+export interface BlobStat { size: number }
+
+export interface BlobCapabilities {
+  /** The store can hand out a local file path, so downloads may use sendfile-like streaming. */
+  readonly localFiles: boolean;
+}
+
+export interface BlobStore {
+  readonly kind: string;
+  readonly capabilities: BlobCapabilities;
+  /** Creates what the store needs (folders, bucket check). Idempotent. */
+  init(): Promise<void>;
+  put(key: string, data: Uint8Array): Promise<void>;
+  /** The caller must read the stream to its end or destroy it: S3 holds a connection until then. */
+  get(key: string, range?: { start: number; end: number }): Promise<Readable>;
+  stat(key: string): Promise<BlobStat | null>;
+  delete(key: string): Promise<void>;
+  /** Every stored key under a prefix, in no particular order. */
+  list(prefix: string): AsyncIterable<{ key: string; size: number }>;
+  /** Removes temp files left by writers that died (crash, SIGKILL). Returns how many. */
+  cleanupAbandoned(): Promise<number>;
+  /** Local path of a blob when `capabilities.localFiles` is true. */
+  localPath?(key: string): string;
+  close(): Promise<void>;
+}
+
+export class BlobNotFoundError extends Error {
+  constructor(key: string) {
+    super(`blob not found: ${key}`);
+    this.name = 'BlobNotFoundError';
+  }
+}
+
+const KEY_RE = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/;
+/** Rejects keys that could escape the store's root. */
+export function assertValidKey(key: string): void {
+  if (!KEY_RE.test(key) || key.split('/').some((p) => p === '.' || p === '..')) {
+    throw new Error(`invalid blob key: ${JSON.stringify(key)}`);
+  }
+}
+
+const PREFIX_RE = /^([A-Za-z0-9_.-]+\/)*[A-Za-z0-9_.-]*$/;
+/** A list prefix is '' or the start of a valid key; rejects what could escape the root. */
+export function assertValidPrefix(prefix: string): void {
+  if (!PREFIX_RE.test(prefix) || prefix.split('/').some((p) => p === '.' || p === '..')) {
+    throw new Error(`invalid blob prefix: ${JSON.stringify(prefix)}`);
+  }
+}
+
+/** A range is inclusive; stores clamp an end past the blob, as HTTP does, and a start past it yields no bytes. */
+export function assertValidRange(range: { start: number; end: number }): void {
+  const { start, end } = range;
+  if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 0 || end < start) {
+    throw new RangeError(`invalid blob range: ${start}-${end}`);
+  }
+}

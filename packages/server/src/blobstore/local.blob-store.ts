@@ -1,0 +1,207 @@
+/**
+ * Blobs as plain files under a root folder: `<root>/<key>`.
+ *
+ * Writers stage data in `<root>/.tmp/<pid>-<random>`: one folder on the same
+ * filesystem keeps rename atomic and lets cleanupAbandoned read one directory
+ * instead of walking every shard. Keys starting with `.tmp/` are reserved.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import type { Readable } from 'node:stream';
+import {
+  assertValidKey,
+  assertValidPrefix,
+  assertValidRange,
+  BlobNotFoundError,
+  type BlobStat,
+  type BlobStore,
+} from './blob-store.ts';
+
+const TMP_DIR = '.tmp';
+const WRITE_SLICE = 1 << 20;
+const READ_HIGH_WATER_MARK = 1 << 20;
+/** A temp file this old is abandoned even if its pid now belongs to another process. */
+const ABANDONED_AFTER_MS = 60 * 60 * 1000;
+
+export class LocalBlobStore implements BlobStore {
+  readonly kind = 'local';
+  readonly capabilities = { localFiles: true } as const;
+  readonly root: string;
+  readonly #tmpDir: string;
+  /** Our own temp files still being written: cleanup must never pull them away. */
+  readonly #inFlight = new Set<string>();
+
+  constructor(rootDir: string) {
+    this.root = resolve(rootDir);
+    this.#tmpDir = join(this.root, TMP_DIR);
+  }
+
+  async init(): Promise<void> {
+    await mkdir(this.#tmpDir, { recursive: true });
+  }
+
+  localPath(key: string): string {
+    assertValidKey(key);
+    if (key === TMP_DIR || key.startsWith(`${TMP_DIR}/`)) {
+      throw new Error(`invalid blob key: ${JSON.stringify(key)} (reserved)`);
+    }
+    return join(this.root, ...key.split('/'));
+  }
+
+  async put(key: string, data: Uint8Array): Promise<void> {
+    const path = this.localPath(key);
+    const dir = dirname(path);
+    const firstCreated = await mkdir(dir, { recursive: true });
+    await mkdir(this.#tmpDir, { recursive: true });
+    const tmp = join(this.#tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}`);
+    this.#inFlight.add(tmp);
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(tmp, 'wx');
+      // fh.write may write less than asked, and slices keep each syscall bounded.
+      for (let off = 0; off < data.byteLength; ) {
+        const { bytesWritten } = await fh.write(data, off, Math.min(WRITE_SLICE, data.byteLength - off));
+        off += bytesWritten;
+      }
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+      await rename(tmp, path);
+    } catch (err) {
+      await fh?.close().catch(() => {});
+      await rm(tmp, { force: true }).catch(() => {});
+      throw err;
+    } finally {
+      this.#inFlight.delete(tmp);
+    }
+    // The rename is durable only once the directory entry is; new shard folders need their parents synced too.
+    await fsyncDir(dir);
+    for (let d = dir; firstCreated !== undefined && d !== dirname(d); d = dirname(d)) {
+      await fsyncDir(dirname(d));
+      if (d === firstCreated) break;
+    }
+  }
+
+  async get(key: string, range?: { start: number; end: number }): Promise<Readable> {
+    const path = this.localPath(key);
+    if (range) assertValidRange(range);
+    // Opening first makes a missing blob a rejection here rather than a stream error later.
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (err) {
+      if (isMissing(err)) throw new BlobNotFoundError(key);
+      throw err;
+    }
+    try {
+      if (!(await fh.stat()).isFile()) throw new BlobNotFoundError(key);
+    } catch (err) {
+      await fh.close();
+      throw err;
+    }
+    return fh.createReadStream({ start: range?.start, end: range?.end, highWaterMark: READ_HIGH_WATER_MARK });
+  }
+
+  async stat(key: string): Promise<BlobStat | null> {
+    const path = this.localPath(key);
+    try {
+      const st = await stat(path);
+      return st.isFile() ? { size: st.size } : null;
+    } catch (err) {
+      if (isMissing(err)) return null;
+      throw err;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    const path = this.localPath(key);
+    try {
+      await unlink(path);
+    } catch (err) {
+      if (!isMissing(err)) throw err;
+    }
+    // Empty shard folders stay: removing them would race with a put's mkdir + rename.
+  }
+
+  async *list(prefix: string): AsyncIterable<{ key: string; size: number }> {
+    assertValidPrefix(prefix);
+    const cut = prefix.lastIndexOf('/') + 1;
+    yield* this.#walk(prefix.slice(0, cut), prefix.slice(cut));
+  }
+
+  async *#walk(dirKey: string, namePrefix: string): AsyncGenerator<{ key: string; size: number }> {
+    let entries;
+    try {
+      entries = await readdir(join(this.root, dirKey), { withFileTypes: true });
+    } catch (err) {
+      if (isMissing(err)) return;
+      throw err;
+    }
+    for (const entry of entries) {
+      if (!entry.name.startsWith(namePrefix)) continue;
+      if (dirKey === '' && entry.name === TMP_DIR) continue;
+      const key = dirKey + entry.name;
+      if (entry.isDirectory()) {
+        yield* this.#walk(`${key}/`, '');
+      } else if (entry.isFile()) {
+        const size = await stat(join(this.root, key)).then((s) => s.size, (err) => {
+          if (isMissing(err)) return null; // deleted while listing
+          throw err;
+        });
+        if (size !== null) yield { key, size };
+      }
+    }
+  }
+
+  async cleanupAbandoned(): Promise<number> {
+    let names: string[];
+    try {
+      names = await readdir(this.#tmpDir);
+    } catch (err) {
+      if (isMissing(err)) return 0;
+      throw err;
+    }
+    let removed = 0;
+    for (const name of names) {
+      const path = join(this.#tmpDir, name);
+      if (this.#inFlight.has(path)) continue;
+      const st = await stat(path).catch(() => null);
+      if (!st) continue;
+      const pid = Number(/^(\d+)-/.exec(name)?.[1]);
+      const writerGone = !Number.isSafeInteger(pid) || !isAlive(pid);
+      if (writerGone || Date.now() - st.mtimeMs > ABANDONED_AFTER_MS) {
+        await rm(path, { force: true });
+        removed++;
+      }
+    }
+    return removed;
+  }
+
+  async close(): Promise<void> {}
+}
+
+function isMissing(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  return code === 'ENOENT' || code === 'ENOTDIR';
+}
+
+function isAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: the process exists but belongs to another user.
+    return (err as NodeJS.ErrnoException).code !== 'ESRCH';
+  }
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

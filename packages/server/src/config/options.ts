@@ -1,0 +1,48 @@
+/**
+ * Every setting, declared once as data. The same declarations drive the
+ * config file, environment variables, command-line flags and `--help`.
+ * Precedence: built-in default < config file < environment < flag.
+ */
+export type OptionType = 'string' | 'integer' | 'boolean';
+
+export interface OptionSpec {
+  readonly key: string;
+  readonly flag: string;
+  readonly env: string;
+  readonly type: OptionType;
+  readonly default: string | number | boolean | null;
+  readonly help: string;
+  /** Never printed or logged. */
+  readonly secret?: boolean;
+}
+
+export const OPTIONS = [
+  { key: 'port', flag: '--port', env: 'COFFER_PORT', type: 'integer', default: 8080, help: 'TCP port to listen on (0 picks a free one)' },
+  { key: 'host', flag: '--host', env: 'COFFER_HOST', type: 'string', default: '127.0.0.1', help: 'address to listen on' },
+  { key: 'dataDir', flag: '--data', env: 'COFFER_DATA_DIR', type: 'string', default: './data', help: 'folder for the SQLite database, file contents and outbox' },
+  { key: 'databaseUrl', flag: '--database-url', env: 'COFFER_DATABASE_URL', type: 'string', default: null, help: 'metadata database: empty for SQLite in the data folder, or postgres://user@host:port/db', secret: true },
+  { key: 's3Endpoint', flag: '--s3-endpoint', env: 'COFFER_S3_ENDPOINT', type: 'string', default: null, help: 'S3-compatible endpoint URL; when set, file contents go to S3 instead of the data folder' },
+  { key: 's3Bucket', flag: '--s3-bucket', env: 'COFFER_S3_BUCKET', type: 'string', default: 'coffer', help: 'S3 bucket for file contents' },
+  { key: 's3Region', flag: '--s3-region', env: 'COFFER_S3_REGION', type: 'string', default: 'us-east-1', help: 'S3 region' },
+  { key: 's3AccessKeyId', flag: '--s3-access-key-id', env: 'COFFER_S3_ACCESS_KEY_ID', type: 'string', default: null, help: 'S3 access key id' },
+  { key: 's3SecretAccessKey', flag: '--s3-secret-access-key', env: 'COFFER_S3_SECRET_ACCESS_KEY', type: 'string', default: null, help: 'S3 secret access key', secret: true },
+  { key: 'defaultQuotaBytes', flag: '--default-quota', env: 'COFFER_DEFAULT_QUOTA_BYTES', type: 'integer', default: 0, help: 'storage quota of new users in bytes (0 = unlimited)' },
+  { key: 'trashRetentionDays', flag: '--trash-retention-days', env: 'COFFER_TRASH_RETENTION_DAYS', type: 'integer', default: 30, help: 'days an item stays in the recycle bin before it is purged' },
+  { key: 'versionRetentionDays', flag: '--version-retention-days', env: 'COFFER_VERSION_RETENTION_DAYS', type: 'integer', default: 30, help: 'days earlier versions of a file are kept' },
+  { key: 'maxVersionsPerFile', flag: '--max-versions', env: 'COFFER_MAX_VERSIONS', type: 'integer', default: 100, help: 'earlier versions kept per file at most' },
+  { key: 'maxUploadBytes', flag: '--max-upload-bytes', env: 'COFFER_MAX_UPLOAD_BYTES', type: 'integer', default: 0, help: 'largest single upload in bytes (0 = no limit beyond quota)' },
+  { key: 'maxJsonBodyBytes', flag: '--max-json-body', env: 'COFFER_MAX_JSON_BODY_BYTES', type: 'integer', default: 1048576, help: 'largest JSON request body in bytes' },
+  { key: 'maxHeaderBytes', flag: '--max-header-bytes', env: 'COFFER_MAX_HEADER_BYTES', type: 'integer', default: 16384, help: 'largest request header block in bytes' },
+  { key: 'jobIntervalSeconds', flag: '--job-interval', env: 'COFFER_JOB_INTERVAL_SECONDS', type: 'integer', default: 3600, help: 'seconds between maintenance runs (trash, versions, garbage collection)' },
+  { key: 'gcGraceSeconds', flag: '--gc-grace', env: 'COFFER_GC_GRACE_SECONDS', type: 'integer', default: 3600, help: 'unreferenced chunks younger than this are never collected' },
+  { key: 'uploadLeaseSeconds', flag: '--upload-lease', env: 'COFFER_UPLOAD_LEASE_SECONDS', type: 'integer', default: 900, help: 'an upload with no progress for this long is abandoned' },
+  { key: 'fsync', flag: '--fsync', env: 'COFFER_FSYNC', type: 'boolean', default: true, help: 'fsync file contents before acknowledging an upload (turn off only for throwaway test data)' },
+  { key: 'logLevel', flag: '--log-level', env: 'COFFER_LOG_LEVEL', type: 'string', default: 'info', help: 'log level: fatal, error, warn, info, debug, trace, silent' },
+] as const satisfies readonly OptionSpec[];
+
+type Spec = (typeof OPTIONS)[number];
+type ValueOf<S extends OptionSpec> = S['type'] extends 'integer' ? number : S['type'] extends 'boolean' ? boolean : string;
+type Nullable<S extends OptionSpec> = S['default'] extends null ? ValueOf<S> | null : ValueOf<S>;
+
+/** The one frozen, typed configuration object. */
+export type Config = { readonly [S in Spec as S['key']]: Nullable<S> };

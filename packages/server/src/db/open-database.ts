@@ -1,0 +1,60 @@
+/**
+ * Opens the metadata database named by the config: SQLite in the data folder
+ * by default (WAL, foreign keys on), or PostgreSQL for a postgres:// URL.
+ * Migrations run on open, so every process sees the current schema.
+ */
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import SQLite from 'better-sqlite3';
+import pg from 'pg';
+import { Kysely, PostgresDialect, SqliteDialect } from 'kysely';
+import { Migrator } from 'kysely/migration';
+import type { Database } from './schema.ts';
+import { migrationProvider } from './migrations/index.ts';
+
+export type DialectName = 'sqlite' | 'postgres';
+
+export interface MetadataDb {
+  readonly db: Kysely<Database>;
+  readonly dialect: DialectName;
+  close(): Promise<void>;
+}
+
+// PostgreSQL returns int8 as strings; every bigint we store (bytes, ms) fits a double exactly.
+pg.types.setTypeParser(20, (v: string) => Number(v));
+
+export function isPostgresUrl(url: string | null | undefined): url is string {
+  return !!url && /^postgres(ql)?:\/\//.test(url);
+}
+
+export async function openDatabase(opts: { databaseUrl: string | null; dataDir: string; migrate?: boolean }): Promise<MetadataDb> {
+  let db: Kysely<Database>;
+  let dialect: DialectName;
+  if (isPostgresUrl(opts.databaseUrl)) {
+    const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10 });
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    dialect = 'postgres';
+  } else {
+    const url = opts.databaseUrl ?? '';
+    const file = url.replace(/^sqlite:(\/\/)?/, '') || join(opts.dataDir, 'coffer.db');
+    if (!url) mkdirSync(opts.dataDir, { recursive: true });
+    const sqlite = new SQLite(file);
+    sqlite.pragma('journal_mode = WAL');
+    sqlite.pragma('synchronous = FULL'); // a commit is on disk before we acknowledge it
+    sqlite.pragma('foreign_keys = ON');
+    sqlite.pragma('busy_timeout = 5000');
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: sqlite }) });
+    dialect = 'sqlite';
+  }
+  if (opts.migrate !== false) await migrateToLatest(db);
+  return { db, dialect, close: () => db.destroy() };
+}
+
+export async function migrateToLatest(db: Kysely<Database>): Promise<void> {
+  const migrator = new Migrator({ db, provider: migrationProvider });
+  const { error, results } = await migrator.migrateToLatest();
+  const failed = results?.find((r) => r.status === 'Error');
+  if (error || failed) {
+    throw new Error(`database migration failed${failed ? ` at ${failed.migrationName}` : ''}: ${(error as Error)?.message ?? error}`);
+  }
+}

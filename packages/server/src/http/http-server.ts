@@ -1,0 +1,56 @@
+/**
+ * Builds the Fastify app: logging, limits, error rendering, auth, metrics,
+ * the OpenAPI document, and the route plugins. Adapters stay thin: every
+ * route parses, authenticates, calls one service method and maps the result.
+ */
+import { createServer } from 'node:http';
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { ErrorSchema } from '@coffer/protocol';
+import type { Services } from '../app.ts';
+import type { Config } from '../config/options.ts';
+import { installAuth, type Authenticator } from './auth-hook.ts';
+import { installErrorHandling } from './error-handler.ts';
+import { installMetrics } from './metrics.ts';
+import { authRoutes } from './routes/auth.routes.ts';
+import { contentRoutes } from './routes/content.routes.ts';
+import { itemsRoutes } from './routes/items.routes.ts';
+import { systemRoutes } from './routes/system.routes.ts';
+import { trashRoutes } from './routes/trash.routes.ts';
+import { versionsRoutes } from './routes/versions.routes.ts';
+
+export const API_VERSION = '0.1.0';
+
+export async function buildHttpServer(services: Services, authenticator: Authenticator,
+  config: Pick<Config, 'maxJsonBodyBytes' | 'maxHeaderBytes' | 'logLevel'>): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
+    genReqId: () => randomUUID(),
+    bodyLimit: config.maxJsonBodyBytes,
+    routerOptions: { maxParamLength: 4096 },
+    serverFactory: (handler) => createServer({ maxHeaderSize: config.maxHeaderBytes }, handler),
+    forceCloseConnections: 'idle',
+    return503OnClosing: true,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installErrorHandling(app);
+  app.addSchema(ErrorSchema);
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Coffer API', version: API_VERSION, description: 'Self-hosted cloud drive. Errors are `{ error: { code, message } }` with stable codes.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
+      security: [{ bearer: [] }],
+    },
+    refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  installAuth(app, authenticator);
+  const metrics = installMetrics(app, () => services.upload.active);
+
+  const plugins = [systemRoutes(metrics), authRoutes, itemsRoutes, trashRoutes, versionsRoutes, contentRoutes];
+  for (const plugin of plugins) await app.register(async (scope) => plugin(scope as never, services));
+  return app;
+}

@@ -1,0 +1,115 @@
+/**
+ * Files and folders (see ItemsTable). "Live" means not in the recycle bin.
+ * Writes that depend on what the caller last saw take an expected `rev`
+ * and change nothing when it moved on; the service turns that into a 412.
+ */
+import { sql, type Selectable } from 'kysely';
+import type { ItemsTable } from '../db/schema.ts';
+import type { Executor } from './executor.ts';
+
+export type ItemRow = Selectable<ItemsTable>;
+export type SortKey = 'name' | 'modified' | 'size';
+
+const SORT_COLUMN = { name: 'name', modified: 'modified_at', size: 'size' } as const;
+
+export const itemRepository = {
+  async insert(db: Executor, row: ItemRow): Promise<void> {
+    await db.insertInto('items').values(row).execute();
+  },
+
+  async findById(db: Executor, ownerId: string, id: string): Promise<ItemRow | undefined> {
+    return db.selectFrom('items').selectAll().where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst();
+  },
+
+  async findLiveChild(db: Executor, parentId: string, name: string): Promise<ItemRow | undefined> {
+    return db.selectFrom('items').selectAll()
+      .where('parent_id', '=', parentId).where('name', '=', name).where('trashed_at', 'is', null)
+      .executeTakeFirst();
+  },
+
+  async listLiveChildren(db: Executor, parentId: string, opts: { sort: SortKey; order: 'asc' | 'desc'; limit: number; offset: number }): Promise<ItemRow[]> {
+    // Folders first, then the chosen key; id breaks ties so pages never overlap.
+    return db.selectFrom('items').selectAll()
+      .where('parent_id', '=', parentId).where('trashed_at', 'is', null)
+      .orderBy(sql`case when kind = 'folder' then 0 else 1 end`)
+      .orderBy(SORT_COLUMN[opts.sort], opts.order)
+      .orderBy('id', opts.order)
+      .limit(opts.limit).offset(opts.offset)
+      .execute();
+  },
+
+  async countLiveChildren(db: Executor, parentId: string): Promise<number> {
+    const r = await db.selectFrom('items').select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('parent_id', '=', parentId).where('trashed_at', 'is', null).executeTakeFirstOrThrow();
+    return Number(r.n);
+  },
+
+  /** Renames and/or moves; bumps rev. Returns false when `expectedRev` is stale. */
+  async relocate(db: Executor, id: string, to: { parentId: string; name: string; now: number; expectedRev?: number }): Promise<boolean> {
+    let q = db.updateTable('items')
+      .set((eb) => ({ parent_id: to.parentId, name: to.name, modified_at: to.now, rev: eb('rev', '+', 1) }))
+      .where('id', '=', id).where('trashed_at', 'is', null);
+    if (to.expectedRev !== undefined) q = q.where('rev', '=', to.expectedRev);
+    return (await q.executeTakeFirst()).numUpdatedRows > 0n;
+  },
+
+  /** Points a file at a new current version. Returns false when `expectedRev` is stale. */
+  async setContent(db: Executor, id: string, c: { versionId: string; size: number; contentHash: string; now: number; expectedRev?: number }): Promise<boolean> {
+    let q = db.updateTable('items')
+      .set((eb) => ({ version_id: c.versionId, size: c.size, content_hash: c.contentHash, modified_at: c.now, rev: eb('rev', '+', 1) }))
+      .where('id', '=', id).where('trashed_at', 'is', null);
+    if (c.expectedRev !== undefined) q = q.where('rev', '=', c.expectedRev);
+    return (await q.executeTakeFirst()).numUpdatedRows > 0n;
+  },
+
+  /** The item and every live descendant, the item first (recursive CTE, both dialects). */
+  async liveSubtree(db: Executor, id: string): Promise<ItemRow[]> {
+    return db.withRecursive('sub', (qc) => qc.selectFrom('items').selectAll().where('id', '=', id)
+      .unionAll((qb) => qb.selectFrom('items').innerJoin('sub', 'sub.id', 'items.parent_id')
+        .selectAll('items').where('items.trashed_at', 'is', null)))
+      .selectFrom('sub').selectAll().execute() as Promise<ItemRow[]>;
+  },
+
+  /** Ancestors of an item, nearest first, ending at the root. */
+  async ancestors(db: Executor, id: string): Promise<ItemRow[]> {
+    const rows = await db.withRecursive('up', (qc) => qc.selectFrom('items').selectAll().where('id', '=', id)
+      .unionAll((qb) => qb.selectFrom('items').innerJoin('up', 'up.parent_id', 'items.id').selectAll('items')))
+      .selectFrom('up').selectAll().execute() as ItemRow[];
+    return rows.slice(1);
+  },
+
+  async trashSubtree(db: Executor, ids: string[], batch: string, now: number): Promise<void> {
+    for (let i = 0; i < ids.length; i += 500) {
+      await db.updateTable('items').set((eb) => ({ trashed_at: now, trash_batch: batch, rev: eb('rev', '+', 1) }))
+        .where('id', 'in', ids.slice(i, i + 500)).where('trashed_at', 'is', null).execute();
+    }
+  },
+
+  async restoreBatch(db: Executor, batch: string, rootNewName: string, now: number): Promise<void> {
+    await db.updateTable('items').set({ name: rootNewName, modified_at: now }).where('id', '=', batch).execute();
+    await db.updateTable('items').set((eb) => ({ trashed_at: null, trash_batch: null, rev: eb('rev', '+', 1) }))
+      .where('trash_batch', '=', batch).execute();
+  },
+
+  /** The items a user deleted (not their descendants), newest first. */
+  async listTrashRoots(db: Executor, ownerId: string, limit: number, offset: number): Promise<ItemRow[]> {
+    return db.selectFrom('items').selectAll()
+      .where('owner_id', '=', ownerId).where('trashed_at', 'is not', null).whereRef('trash_batch', '=', 'id')
+      .orderBy('trashed_at', 'desc').orderBy('id').limit(limit).offset(offset).execute();
+  },
+
+  async trashRootsOlderThan(db: Executor, cutoff: number, limit: number): Promise<ItemRow[]> {
+    return db.selectFrom('items').selectAll()
+      .where('trashed_at', '<', cutoff).whereRef('trash_batch', '=', 'id').limit(limit).execute();
+  },
+
+  /** Every item of a trash batch (the deleted item and what it hid). */
+  async batchMembers(db: Executor, batch: string): Promise<ItemRow[]> {
+    return db.selectFrom('items').selectAll().where('trash_batch', '=', batch).execute();
+  },
+
+  /** Deletes rows for good; children before parents. Versions and manifests go by cascade. */
+  async deleteRows(db: Executor, rowsDeepestFirst: string[]): Promise<void> {
+    for (const id of rowsDeepestFirst) await db.deleteFrom('items').where('id', '=', id).execute();
+  },
+};

@@ -1,0 +1,63 @@
+/** Versions and their chunk manifests. */
+import type { Selectable } from 'kysely';
+import type { VersionsTable } from '../db/schema.ts';
+import type { Executor } from './executor.ts';
+
+export type VersionRow = Selectable<VersionsTable>;
+export interface ManifestEntry { seq: number; offset: number; size: number; blob_key: string; hash: string }
+export interface ChunkRef { chunkId: string; size: number }
+
+export const versionRepository = {
+  async insert(db: Executor, row: VersionRow, chunks: ChunkRef[]): Promise<void> {
+    await db.insertInto('versions').values(row).execute();
+    let offset = 0;
+    const rows = chunks.map((c, seq) => {
+      const r = { version_id: row.id, seq, chunk_id: c.chunkId, offset, size: c.size };
+      offset += c.size;
+      return r;
+    });
+    // Batches keep each statement under SQLite's bound-parameter limit.
+    for (let i = 0; i < rows.length; i += 150) {
+      await db.insertInto('version_chunks').values(rows.slice(i, i + 150)).execute();
+    }
+  },
+
+  /** Copies a manifest to a new version row (file copy, restore): no chunk is stored twice. */
+  async cloneManifest(db: Executor, fromVersionId: string, to: VersionRow): Promise<void> {
+    await db.insertInto('versions').values(to).execute();
+    await db.insertInto('version_chunks')
+      .columns(['version_id', 'seq', 'chunk_id', 'offset', 'size'])
+      .expression((eb) => eb.selectFrom('version_chunks')
+        .select([eb.val(to.id).as('version_id'), 'seq', 'chunk_id', 'offset', 'size'])
+        .where('version_id', '=', fromVersionId))
+      .execute();
+  },
+
+  async findById(db: Executor, itemId: string, versionId: string): Promise<VersionRow | undefined> {
+    return db.selectFrom('versions').selectAll().where('id', '=', versionId).where('item_id', '=', itemId).executeTakeFirst();
+  },
+
+  async listForItem(db: Executor, itemId: string): Promise<VersionRow[]> {
+    return db.selectFrom('versions').selectAll().where('item_id', '=', itemId)
+      .orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
+  },
+
+  async manifest(db: Executor, versionId: string): Promise<ManifestEntry[]> {
+    return db.selectFrom('version_chunks').innerJoin('chunks', 'chunks.id', 'version_chunks.chunk_id')
+      .select(['version_chunks.seq', 'version_chunks.offset', 'version_chunks.size', 'chunks.blob_key', 'chunks.hash'])
+      .where('version_chunks.version_id', '=', versionId).orderBy('version_chunks.seq').execute();
+  },
+
+  async delete(db: Executor, versionId: string): Promise<void> {
+    await db.deleteFrom('versions').where('id', '=', versionId).execute();
+  },
+
+  /** Earlier (non-current) versions created before `cutoff`. */
+  async staleVersions(db: Executor, cutoff: number, limit: number): Promise<VersionRow[]> {
+    return db.selectFrom('versions').innerJoin('items', 'items.id', 'versions.item_id')
+      .selectAll('versions')
+      .where('versions.created_at', '<', cutoff)
+      .where((eb) => eb('items.version_id', 'is', null).or('items.version_id', '!=', eb.ref('versions.id')))
+      .limit(limit).execute();
+  },
+};

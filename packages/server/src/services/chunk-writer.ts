@@ -1,0 +1,166 @@
+/**
+ * Stores the chunks of one upload. Each chunk is hashed and looked up in the
+ * owner's drive (dedup never crosses users); a new one is written durably to
+ * the blob store first, and recorded in the metadata afterwards, in batches:
+ * a row never points at a blob that is not on disk.
+ *
+ * Why batches: every metadata commit costs an fsync, and a 1 GiB file has
+ * ~1,000 chunks. Until its row exists, a fresh blob is protected from the
+ * orphan sweep by the time in its key (see MaintenanceService); batches are
+ * flushed far more often than that grace period, under the upload's lease
+ * row, whose references keep the garbage collector off the chunks.
+ */
+import { createHash } from 'node:crypto';
+import { CofferError } from '@coffer/protocol';
+import { newGeneration, newId } from '../db/ids.ts';
+import { isForeignKeyViolation } from '../db/errors.ts';
+import { chunkRepository, type ChunkRow } from '../repositories/chunk.repository.ts';
+import { uploadRepository } from '../repositories/upload.repository.ts';
+import type { Executor } from '../repositories/executor.ts';
+import type { ChunkRef } from '../repositories/version.repository.ts';
+import type { ServiceDeps } from './context.ts';
+
+/** How many chunk writes one upload keeps in flight (bounds memory to this × CHUNK_MAX). */
+const WRITE_CONCURRENCY = 4;
+/** Record new chunks after this many, or after this long, whichever comes first. */
+const FLUSH_EVERY_CHUNKS = 64;
+const FLUSH_EVERY_MS = 30_000;
+
+export function sha256Hex(data: Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/**
+ * A file's content hash: SHA-256 over the concatenated binary SHA-256 digests
+ * of its chunks, in order. The client computes the same with the shared chunker.
+ */
+export function manifestHash(chunkHashes: string[]): string {
+  const h = createHash('sha256');
+  for (const c of chunkHashes) h.update(Buffer.from(c, 'hex'));
+  return h.digest('hex');
+}
+
+export type HashedRef = ChunkRef & { hash: string };
+
+export class ChunkWriter {
+  private readonly deps: ServiceDeps;
+  private readonly ownerId: string;
+  private readonly leaseMs: number;
+  /** hash → chunk id, for every chunk of this upload already stored or found. */
+  private readonly known = new Map<string, Promise<string>>();
+  private readonly inFlight = new Set<Promise<unknown>>();
+  /** Stored blobs whose rows are not written yet. */
+  private unrecorded: ChunkRow[] = [];
+  /** Existing chunks this upload uses, not yet referenced from its lease. */
+  private unreferenced: string[] = [];
+  private uploadId: string | null = null;
+  private lastFlush: number;
+  readonly refs: HashedRef[] = [];
+
+  constructor(deps: ServiceDeps, ownerId: string, leaseMs: number) {
+    this.deps = deps;
+    this.ownerId = ownerId;
+    this.leaseMs = leaseMs;
+    this.lastFlush = deps.clock.now();
+  }
+
+  /** Queues one chunk; resolves once there is room for another in flight. */
+  async add(data: Uint8Array): Promise<void> {
+    const hash = sha256Hex(data);
+    const ref: HashedRef = { chunkId: '', size: data.byteLength, hash };
+    this.refs.push(ref);
+    let id = this.known.get(hash);
+    if (!id) {
+      id = this.store(hash, data);
+      this.known.set(hash, id);
+    }
+    const done: Promise<void> = id.then((chunkId) => { ref.chunkId = chunkId; });
+    this.inFlight.add(done);
+    done.then(() => this.inFlight.delete(done), () => this.inFlight.delete(done));
+    if (this.inFlight.size >= WRITE_CONCURRENCY) await Promise.race(this.inFlight);
+    if (this.unrecorded.length >= FLUSH_EVERY_CHUNKS || this.deps.clock.now() - this.lastFlush > FLUSH_EVERY_MS) await this.flush();
+  }
+
+  /** Waits for every queued chunk; rejects if any write failed. */
+  async finish(): Promise<HashedRef[]> {
+    await Promise.all(this.known.values());
+    return this.refs;
+  }
+
+  /**
+   * Records what is not recorded yet, inside the caller's transaction (the
+   * commit) or its own. A chunk the owner gained meanwhile from a concurrent
+   * upload is used instead of ours, and our blob is removed.
+   */
+  async record(trx: Executor): Promise<string[]> {
+    const rows = this.unrecorded;
+    const existing = this.unreferenced;
+    this.unrecorded = [];
+    this.unreferenced = [];
+    const duplicates: string[] = [];
+    for (const row of rows) {
+      if (!(await chunkRepository.insertIfAbsent(trx, row))) {
+        const winner = await trx.selectFrom('chunks').select('id').where('owner_id', '=', row.owner_id).where('hash', '=', row.hash).executeTakeFirstOrThrow();
+        for (const r of this.refs) if (r.chunkId === row.id) r.chunkId = winner.id;
+        this.known.set(row.hash, Promise.resolve(winner.id));
+        duplicates.push(row.blob_key);
+        existing.push(winner.id);
+      } else existing.push(row.id);
+    }
+    if (this.uploadId) {
+      for (const id of existing) await chunkRepository.reference(trx, this.uploadId, id);
+      await uploadRepository.extend(trx, this.uploadId, this.deps.clock.now() + this.leaseMs);
+    }
+    return duplicates;
+  }
+
+  /** Ends the lease (the commit deletes it in its own transaction). */
+  async release(): Promise<void> {
+    if (this.uploadId) await uploadRepository.delete(this.deps.db, this.uploadId).catch(() => {});
+  }
+
+  get leaseId(): string | null {
+    return this.uploadId;
+  }
+
+  private async flush(): Promise<void> {
+    const { db, blobs, clock } = this.deps;
+    this.lastFlush = clock.now();
+    let duplicates: string[] = [];
+    try {
+      duplicates = await db.transaction().execute(async (trx) => {
+        if (!this.uploadId) {
+          this.uploadId = newId();
+          await uploadRepository.create(trx, { id: this.uploadId, owner_id: this.ownerId, created_at: this.lastFlush, expires_at: this.lastFlush + this.leaseMs });
+        }
+        return this.record(trx);
+      });
+    } catch (e) {
+      throw mapCollected(e);
+    }
+    for (const key of duplicates) await blobs.delete(key);
+  }
+
+  private async store(hash: string, data: Uint8Array): Promise<string> {
+    const { db, blobs, clock } = this.deps;
+    const found = await db.selectFrom('chunks').select('id').where('owner_id', '=', this.ownerId).where('hash', '=', hash).executeTakeFirst();
+    if (found) {
+      this.unreferenced.push(found.id);
+      return found.id;
+    }
+    const now = clock.now();
+    const row: ChunkRow = { id: newId(), owner_id: this.ownerId, hash, size: data.byteLength, blob_key: `c/${this.ownerId}/${hash.slice(0, 2)}/${hash}.${newGeneration(now)}`, created_at: now };
+    await blobs.put(row.blob_key, data);
+    this.unrecorded.push(row);
+    return row.id;
+  }
+}
+
+/**
+ * A chunk this upload found in the drive was collected before the upload
+ * referenced it (its last version was deleted meanwhile). Nothing is lost —
+ * the commit did not happen — and sending the file again stores it anew.
+ */
+export function mapCollected(e: unknown): unknown {
+  return isForeignKeyViolation(e) ? new CofferError('STORAGE_UNAVAILABLE', 'Part of this upload was removed by cleanup while it ran; send the file again.') : e;
+}

@@ -1,0 +1,143 @@
+/**
+ * Housekeeping that keeps storage bounded: empties old recycle-bin entries,
+ * prunes old versions, expires abandoned uploads and collects chunks nothing
+ * references. Safe with several server processes alive: every deletion is a
+ * conditional statement that a concurrent reference makes fail (see
+ * ChunksTable and chunkRepository.deleteIfUnreferenced).
+ */
+import { isForeignKeyViolation } from '../db/errors.ts';
+import { chunkRepository } from '../repositories/chunk.repository.ts';
+import { itemRepository } from '../repositories/item.repository.ts';
+import { uploadRepository } from '../repositories/upload.repository.ts';
+import { versionRepository } from '../repositories/version.repository.ts';
+import type { ServiceDeps } from './context.ts';
+import { purgeBatch } from './tree.service.ts';
+
+const DAY = 86_400_000;
+
+export interface RetentionPolicy {
+  trashRetentionDays: number;
+  versionRetentionDays: number;
+  maxVersionsPerFile: number;
+  gcGraceMs: number;
+}
+
+export interface MaintenanceReport {
+  trashPurged: number;
+  versionsPruned: number;
+  uploadsExpired: number;
+  chunksCollected: number;
+  orphanBlobsRemoved: number;
+  tempFilesRemoved: number;
+}
+
+export class MaintenanceService {
+  private readonly deps: ServiceDeps;
+  private readonly policy: RetentionPolicy;
+  constructor(deps: ServiceDeps, policy: RetentionPolicy) {
+    this.deps = deps;
+    this.policy = policy;
+  }
+
+  async runAll(opts: { graceMs?: number } = {}): Promise<MaintenanceReport> {
+    const report: MaintenanceReport = {
+      trashPurged: await this.purgeOldTrash(),
+      versionsPruned: await this.pruneVersions(),
+      uploadsExpired: await uploadRepository.deleteExpired(this.deps.db, this.deps.clock.now()),
+      chunksCollected: 0,
+      orphanBlobsRemoved: 0,
+      tempFilesRemoved: await this.deps.blobs.cleanupAbandoned(),
+    };
+    report.chunksCollected = await this.collectChunks(opts.graceMs ?? this.policy.gcGraceMs);
+    report.orphanBlobsRemoved = await this.removeOrphanBlobs(opts.graceMs ?? this.policy.gcGraceMs);
+    return report;
+  }
+
+  async purgeOldTrash(): Promise<number> {
+    const cutoff = this.deps.clock.now() - this.policy.trashRetentionDays * DAY;
+    let n = 0;
+    for (;;) {
+      const roots = await itemRepository.trashRootsOlderThan(this.deps.db, cutoff, 100);
+      if (!roots.length) return n;
+      for (const r of roots) await this.deps.db.transaction().execute((trx) => purgeBatch(trx, r));
+      n += roots.length;
+    }
+  }
+
+  /** Drops earlier versions past the retention window, and beyond the per-file count. Never the current one. */
+  async pruneVersions(): Promise<number> {
+    const { db, clock } = this.deps;
+    const cutoff = clock.now() - this.policy.versionRetentionDays * DAY;
+    let n = 0;
+    for (;;) {
+      const stale = await versionRepository.staleVersions(db, cutoff, 500);
+      if (!stale.length) break;
+      for (const v of stale) await versionRepository.delete(db, v.id);
+      n += stale.length;
+    }
+    const crowded = await db.selectFrom('versions').select(['item_id', (eb) => eb.fn.countAll<number>().as('n')])
+      .groupBy('item_id').having((eb) => eb.fn.countAll(), '>', this.policy.maxVersionsPerFile + 1).execute();
+    for (const { item_id } of crowded) {
+      const item = await db.selectFrom('items').select('version_id').where('id', '=', item_id).executeTakeFirst();
+      const versions = (await versionRepository.listForItem(db, item_id)).filter((v) => v.id !== item?.version_id);
+      for (const v of versions.slice(this.policy.maxVersionsPerFile)) {
+        await versionRepository.delete(db, v.id);
+        n++;
+      }
+    }
+    return n;
+  }
+
+  /** Deletes unreferenced chunks older than the grace period: the row first, then the blob. */
+  async collectChunks(graceMs: number): Promise<number> {
+    const { db, blobs, clock } = this.deps;
+    const cutoff = clock.now() - graceMs;
+    let n = 0;
+    for (;;) {
+      const candidates = await chunkRepository.unreferenced(db, cutoff, 500);
+      let deletedThisRound = 0;
+      for (const c of candidates) {
+        let deleted = false;
+        try {
+          deleted = await chunkRepository.deleteIfUnreferenced(db, c.id);
+        } catch (e) {
+          if (!isForeignKeyViolation(e)) throw e; // referenced meanwhile: keep it
+        }
+        if (deleted) {
+          await blobs.delete(c.blob_key);
+          n++;
+          deletedThisRound++;
+        }
+      }
+      if (candidates.length < 500 || deletedThisRound === 0) return n;
+    }
+  }
+
+  /**
+   * Removes blobs that no chunk row names (a writer died between storing the
+   * blob and recording it). Only blobs whose key says they are older than the
+   * grace period: a younger one may be a write about to be recorded.
+   */
+  async removeOrphanBlobs(graceMs: number): Promise<number> {
+    const { db, blobs, clock } = this.deps;
+    const cutoff = clock.now() - graceMs;
+    let n = 0;
+    for await (const { key } of blobs.list('c/')) {
+      const born = blobBirthTime(key);
+      if (born === null || born >= cutoff) continue;
+      if (!(await chunkRepository.keyExists(db, key))) {
+        await blobs.delete(key);
+        n++;
+      }
+    }
+    return n;
+  }
+}
+
+/** Reads the creation time that ChunkWriter puts in each blob key (`….<base36 ms>-<random>`). */
+export function blobBirthTime(key: string): number | null {
+  const m = /\.([0-9a-z]+)-[0-9a-f]+$/.exec(key);
+  if (!m) return null;
+  const t = parseInt(m[1], 36);
+  return Number.isFinite(t) ? t : null;
+}

@@ -1,0 +1,262 @@
+/**
+ * The folder tree of one user's drive: create, look up, list, move, rename,
+ * copy, and the recycle bin. Every rule about names, conflicts and ownership
+ * lives here, whichever adapter (REST, later WebDAV) calls it.
+ */
+import { CofferError, normalizeName, parsePath } from '@coffer/protocol';
+import { newId } from '../db/ids.ts';
+import { isUniqueViolation } from '../db/errors.ts';
+import { itemRepository, type ItemRow, type SortKey } from '../repositories/item.repository.ts';
+import { versionRepository } from '../repositories/version.repository.ts';
+import { userRepository } from '../repositories/user.repository.ts';
+import type { Executor } from '../repositories/executor.ts';
+import type { Principal, ServiceDeps } from './context.ts';
+
+export interface ListOptions { sort: SortKey; order: 'asc' | 'desc'; limit: number; offset: number }
+
+export class TreeService {
+  private readonly deps: Pick<ServiceDeps, 'db' | 'clock'>;
+  constructor(deps: Pick<ServiceDeps, 'db' | 'clock'>) {
+    this.deps = deps;
+  }
+
+  /** A live item of the caller's drive, or NOT_FOUND (also for other users' ids: no probing). */
+  async getLive(p: Principal, id: string, db: Executor = this.deps.db): Promise<ItemRow> {
+    const item = await itemRepository.findById(db, p.userId, id);
+    if (!item || item.trashed_at !== null) throw new CofferError('NOT_FOUND');
+    return item;
+  }
+
+  async getLiveFolder(p: Principal, id: string, db: Executor = this.deps.db): Promise<ItemRow> {
+    const item = await this.getLive(p, id, db);
+    if (item.kind !== 'folder') throw new CofferError('NOT_A_FOLDER');
+    return item;
+  }
+
+  /** Resolves a '/'-separated path from the drive root. */
+  async resolvePath(p: Principal, path: string, db: Executor = this.deps.db): Promise<ItemRow> {
+    let item = await this.getLive(p, p.rootId, db);
+    for (const name of parsePath(path)) {
+      if (item.kind !== 'folder') throw new CofferError('NOT_FOUND');
+      const child = await itemRepository.findLiveChild(db, item.id, name);
+      if (!child) throw new CofferError('NOT_FOUND');
+      item = child;
+    }
+    return item;
+  }
+
+  /** Splits a path into its parent folder and the (validated) last name. */
+  async resolveParentOf(p: Principal, path: string, db: Executor = this.deps.db): Promise<{ parent: ItemRow; name: string }> {
+    const names = parsePath(path);
+    const name = names.pop();
+    if (!name) throw new CofferError('ROOT_IMMUTABLE');
+    const parent = await this.resolvePath(p, names.join('/'), db);
+    if (parent.kind !== 'folder') throw new CofferError('NOT_A_FOLDER');
+    return { parent, name };
+  }
+
+  async pathOf(p: Principal, item: ItemRow): Promise<string> {
+    if (item.id === p.rootId) return '/';
+    const up = await itemRepository.ancestors(this.deps.db, item.id);
+    return '/' + [...up.reverse().slice(1).map((a) => a.name), item.name].join('/');
+  }
+
+  async createFolder(p: Principal, parentId: string, rawName: string): Promise<ItemRow> {
+    const name = normalizeName(rawName);
+    return this.deps.db.transaction().execute(async (trx) => {
+      await this.getLiveFolder(p, parentId, trx);
+      if (await itemRepository.findLiveChild(trx, parentId, name)) throw new CofferError('NAME_CONFLICT', undefined, { name });
+      const now = this.deps.clock.now();
+      const row: ItemRow = {
+        id: newId(), owner_id: p.userId, parent_id: parentId, name, kind: 'folder', size: 0, content_hash: null,
+        version_id: null, rev: 1, created_at: now, modified_at: now, trashed_at: null, trash_batch: null,
+      };
+      await insertMappingConflict(trx, row);
+      return row;
+    });
+  }
+
+  async list(p: Principal, folderId: string, opts: ListOptions): Promise<{ items: ItemRow[]; total: number }> {
+    await this.getLiveFolder(p, folderId);
+    const [items, total] = await Promise.all([
+      itemRepository.listLiveChildren(this.deps.db, folderId, opts),
+      itemRepository.countLiveChildren(this.deps.db, folderId),
+    ]);
+    return { items, total };
+  }
+
+  /** Rename and/or move. `ifRev` makes it conditional: a stale caller gets VERSION_CONFLICT. */
+  async relocate(p: Principal, id: string, to: { parentId?: string; name?: string; ifRev?: number }): Promise<ItemRow> {
+    if (id === p.rootId) throw new CofferError('ROOT_IMMUTABLE');
+    const name = to.name === undefined ? undefined : normalizeName(to.name);
+    return this.deps.db.transaction().execute(async (trx) => {
+      const item = await this.getLive(p, id, trx);
+      if (to.ifRev !== undefined && item.rev !== to.ifRev) throw new CofferError('VERSION_CONFLICT', undefined, { currentRev: item.rev });
+      const parentId = to.parentId ?? item.parent_id!;
+      const newName = name ?? item.name;
+      if (parentId !== item.parent_id) {
+        await this.getLiveFolder(p, parentId, trx);
+        if (item.kind === 'folder') await assertNotInside(trx, parentId, item.id);
+      }
+      if (parentId === item.parent_id && newName === item.name) return item;
+      const clash = await itemRepository.findLiveChild(trx, parentId, newName);
+      if (clash && clash.id !== item.id) throw new CofferError('NAME_CONFLICT', undefined, { name: newName });
+      const now = this.deps.clock.now();
+      try {
+        const ok = await itemRepository.relocate(trx, item.id, { parentId, name: newName, now, expectedRev: item.rev });
+        if (!ok) throw new CofferError('VERSION_CONFLICT');
+      } catch (e) {
+        if (isUniqueViolation(e)) throw new CofferError('NAME_CONFLICT', undefined, { name: newName });
+        throw e;
+      }
+      return { ...item, parent_id: parentId, name: newName, modified_at: now, rev: item.rev + 1 };
+    });
+  }
+
+  /** Copies a file or a whole folder. File contents are shared manifests: no chunk is stored twice. */
+  async copy(p: Principal, id: string, to: { parentId: string; name?: string }): Promise<ItemRow> {
+    if (id === p.rootId) throw new CofferError('ROOT_IMMUTABLE');
+    const name = to.name === undefined ? undefined : normalizeName(to.name);
+    return this.deps.db.transaction().execute(async (trx) => {
+      const source = await this.getLive(p, id, trx);
+      await this.getLiveFolder(p, to.parentId, trx);
+      if (source.kind === 'folder') await assertNotInside(trx, to.parentId, source.id);
+      const newName = name ?? source.name;
+      if (await itemRepository.findLiveChild(trx, to.parentId, newName)) throw new CofferError('NAME_CONFLICT', undefined, { name: newName });
+      const subtree = await itemRepository.liveSubtree(trx, source.id);
+      const bytes = subtree.reduce((n, r) => n + (r.kind === 'file' ? r.size : 0), 0);
+      if (!(await userRepository.addUsedBytes(trx, p.userId, bytes))) throw new CofferError('QUOTA_EXCEEDED', undefined, { needed: bytes });
+      const now = this.deps.clock.now();
+      const newIds = new Map<string, string>();
+      let top: ItemRow | undefined;
+      for (const r of subtree) {
+        const isTop = r.id === source.id;
+        const copy: ItemRow = {
+          ...r, id: newId(), parent_id: isTop ? to.parentId : newIds.get(r.parent_id!)!, name: isTop ? newName : r.name,
+          rev: 1, created_at: now, modified_at: isTop ? now : r.modified_at, version_id: null,
+        };
+        newIds.set(r.id, copy.id);
+        if (r.kind === 'file' && r.version_id) {
+          copy.version_id = newId();
+          await insertMappingConflict(trx, { ...copy, version_id: null });
+          await versionRepository.cloneManifest(trx, r.version_id, {
+            id: copy.version_id, item_id: copy.id, owner_id: p.userId, size: r.size, content_hash: r.content_hash ?? '', created_at: now,
+          });
+          await trx.updateTable('items').set({ version_id: copy.version_id }).where('id', '=', copy.id).execute();
+        } else {
+          await insertMappingConflict(trx, copy);
+        }
+        if (isTop) top = copy;
+      }
+      return top!;
+    });
+  }
+
+  /** Moves an item (and everything under it) to the recycle bin. */
+  async trash(p: Principal, id: string, ifRev?: number): Promise<ItemRow> {
+    if (id === p.rootId) throw new CofferError('ROOT_IMMUTABLE');
+    return this.deps.db.transaction().execute(async (trx) => {
+      const item = await this.getLive(p, id, trx);
+      if (ifRev !== undefined && item.rev !== ifRev) throw new CofferError('VERSION_CONFLICT', undefined, { currentRev: item.rev });
+      const subtree = await itemRepository.liveSubtree(trx, item.id);
+      const now = this.deps.clock.now();
+      await itemRepository.trashSubtree(trx, subtree.map((r) => r.id), item.id, now);
+      return { ...item, trashed_at: now, trash_batch: item.id, rev: item.rev + 1 };
+    });
+  }
+
+  async listTrash(p: Principal, limit: number, offset: number): Promise<ItemRow[]> {
+    return itemRepository.listTrashRoots(this.deps.db, p.userId, limit, offset);
+  }
+
+  private async getTrashRoot(p: Principal, id: string, db: Executor): Promise<ItemRow> {
+    const item = await itemRepository.findById(db, p.userId, id);
+    if (!item) throw new CofferError('NOT_FOUND');
+    if (item.trashed_at === null || item.trash_batch !== item.id) throw new CofferError('NOT_IN_TRASH');
+    return item;
+  }
+
+  /**
+   * Brings a deleted item back to where it was. If its folder is gone or in the
+   * bin too, it comes back to the root; if the name is taken, it gets a
+   * " (restored)" suffix rather than replacing anything.
+   */
+  async restore(p: Principal, id: string): Promise<ItemRow> {
+    return this.deps.db.transaction().execute(async (trx) => {
+      const item = await this.getTrashRoot(p, id, trx);
+      const parent = item.parent_id ? await itemRepository.findById(trx, p.userId, item.parent_id) : undefined;
+      const parentId = parent && parent.trashed_at === null ? parent.id : p.rootId;
+      let name = item.name;
+      for (let i = 1; await itemRepository.findLiveChild(trx, parentId, name); i++) name = restoredName(item.name, i);
+      const now = this.deps.clock.now();
+      if (parentId !== item.parent_id) await trx.updateTable('items').set({ parent_id: parentId }).where('id', '=', item.id).execute();
+      await itemRepository.restoreBatch(trx, item.id, name, now);
+      return { ...item, parent_id: parentId, name, trashed_at: null, trash_batch: null, rev: item.rev + 1, modified_at: now };
+    });
+  }
+
+  /** Deletes a bin entry for good. Its chunks are freed by the garbage collector. */
+  async purge(p: Principal, id: string): Promise<void> {
+    await this.deps.db.transaction().execute(async (trx) => {
+      const item = await this.getTrashRoot(p, id, trx);
+      await purgeBatch(trx, item);
+    });
+  }
+
+  async emptyTrash(p: Principal): Promise<number> {
+    let n = 0;
+    for (;;) {
+      const roots = await itemRepository.listTrashRoots(this.deps.db, p.userId, 100, 0);
+      if (!roots.length) return n;
+      for (const r of roots) {
+        await this.deps.db.transaction().execute((trx) => purgeBatch(trx, r));
+        n++;
+      }
+    }
+  }
+}
+
+/** Removes a trash batch's rows and gives their bytes back to the owner's quota. */
+export async function purgeBatch(trx: Executor, root: ItemRow): Promise<void> {
+  const members = await itemRepository.batchMembers(trx, root.id);
+  // Items trashed earlier on their own, below this one, go too: their parent disappears.
+  const all = new Map(members.map((m) => [m.id, m]));
+  const below = await trx.withRecursive('sub', (qc) => qc.selectFrom('items').selectAll().where('id', '=', root.id)
+    .unionAll((qb) => qb.selectFrom('items').innerJoin('sub', 'sub.id', 'items.parent_id').selectAll('items')))
+    .selectFrom('sub').selectAll().execute() as ItemRow[];
+  for (const b of below) all.set(b.id, b);
+  const depth = new Map<string, number>();
+  const depthOf = (r: ItemRow): number => {
+    if (depth.has(r.id)) return depth.get(r.id)!;
+    const parent = r.parent_id ? all.get(r.parent_id) : undefined;
+    const d = parent && r.id !== root.id ? depthOf(parent) + 1 : 0;
+    depth.set(r.id, d);
+    return d;
+  };
+  const rows = [...all.values()].sort((a, b) => depthOf(b) - depthOf(a));
+  const bytes = rows.reduce((n, r) => n + (r.kind === 'file' ? r.size : 0), 0);
+  await itemRepository.deleteRows(trx, rows.map((r) => r.id));
+  await userRepository.addUsedBytes(trx, root.owner_id, -bytes);
+}
+
+function restoredName(name: string, i: number): string {
+  const dot = name.lastIndexOf('.');
+  const suffix = i === 1 ? ' (restored)' : ` (restored ${i})`;
+  return dot > 0 ? name.slice(0, dot) + suffix + name.slice(dot) : name + suffix;
+}
+
+async function insertMappingConflict(db: Executor, row: ItemRow): Promise<void> {
+  try {
+    await itemRepository.insert(db, row);
+  } catch (e) {
+    if (isUniqueViolation(e)) throw new CofferError('NAME_CONFLICT', undefined, { name: row.name });
+    throw e;
+  }
+}
+
+/** Refuses to put a folder inside itself or one of its descendants. */
+async function assertNotInside(db: Executor, targetFolderId: string, movingId: string): Promise<void> {
+  if (targetFolderId === movingId) throw new CofferError('MOVE_INTO_ITSELF');
+  const up = await itemRepository.ancestors(db, targetFolderId);
+  if (up.some((a) => a.id === movingId)) throw new CofferError('MOVE_INTO_ITSELF');
+}

@@ -1,0 +1,168 @@
+/**
+ * Streaming uploads. The body is cut by the shared content-defined chunker
+ * while it arrives (constant memory), each chunk is stored durably, and only
+ * then does one transaction create or update the file: item, version and
+ * quota together. An upload that fails or is cut off commits nothing; its
+ * chunks are left for the garbage collector.
+ */
+import { chunkStream, CofferError, normalizeName } from '@coffer/protocol';
+import { newId } from '../db/ids.ts';
+import { isUniqueViolation } from '../db/errors.ts';
+import { itemRepository, type ItemRow } from '../repositories/item.repository.ts';
+import { uploadRepository } from '../repositories/upload.repository.ts';
+import { userRepository } from '../repositories/user.repository.ts';
+import { versionRepository } from '../repositories/version.repository.ts';
+import { ChunkWriter, manifestHash, mapCollected } from './chunk-writer.ts';
+import type { Principal, ServiceDeps } from './context.ts';
+import type { TreeService } from './tree.service.ts';
+
+export interface UploadTarget {
+  /** Write a file named `name` in folder `parentId`… */
+  parentId?: string;
+  name?: string;
+  /** …or a new version of the existing file `itemId`. */
+  itemId?: string;
+}
+
+export interface UploadConditions {
+  /** The content ETag the caller last saw (If-Match); stale → VERSION_CONFLICT. */
+  ifMatch?: string;
+  /** If-None-Match: * — the file must not exist yet. */
+  mustNotExist?: boolean;
+  /** Bytes announced by Content-Length, when known. */
+  expectedLength?: number;
+}
+
+export interface UploadResult { item: ItemRow; created: boolean }
+
+export interface UploadLimits {
+  maxUploadBytes: number;
+  uploadLeaseMs: number;
+}
+
+export function contentEtag(item: Pick<ItemRow, 'version_id' | 'id' | 'rev'>): string {
+  return `"${item.version_id ?? `${item.id}.${item.rev}`}"`;
+}
+
+export class UploadService {
+  private readonly deps: ServiceDeps;
+  private readonly tree: TreeService;
+  private readonly limits: UploadLimits;
+  /** Uploads in progress on this process, for /metrics. */
+  active = 0;
+
+  constructor(deps: ServiceDeps, tree: TreeService, limits: UploadLimits) {
+    this.deps = deps;
+    this.tree = tree;
+    this.limits = limits;
+  }
+
+  async upload(p: Principal, target: UploadTarget, body: AsyncIterable<Uint8Array>, cond: UploadConditions = {}): Promise<UploadResult> {
+    // Check what can be checked before reading a byte.
+    const name = target.name === undefined ? undefined : normalizeName(target.name);
+    await this.precheck(p, target, name, cond);
+    const writer = new ChunkWriter(this.deps, p.userId, this.limits.uploadLeaseMs);
+    this.active++;
+    try {
+      let total = 0;
+      for await (const chunk of chunkStream(body)) {
+        total += chunk.byteLength;
+        if (this.limits.maxUploadBytes > 0 && total > this.limits.maxUploadBytes) throw new CofferError('PAYLOAD_TOO_LARGE', undefined, { limit: this.limits.maxUploadBytes });
+        await writer.add(chunk);
+      }
+      const refs = await writer.finish();
+      if (cond.expectedLength !== undefined && total !== cond.expectedLength) {
+        throw new CofferError('UPLOAD_INCOMPLETE', undefined, { expected: cond.expectedLength, received: total });
+      }
+      return await this.commit(p, target, name, cond, writer, total, manifestHash(refs.map((r) => r.hash)));
+    } finally {
+      this.active--;
+      await writer.release(); // the lease would expire anyway; chunks without a version go to the collector
+    }
+  }
+
+  private async precheck(p: Principal, target: UploadTarget, name: string | undefined, cond: UploadConditions): Promise<void> {
+    const { db } = this.deps;
+    if (cond.expectedLength !== undefined && this.limits.maxUploadBytes > 0 && cond.expectedLength > this.limits.maxUploadBytes) {
+      throw new CofferError('PAYLOAD_TOO_LARGE', undefined, { limit: this.limits.maxUploadBytes });
+    }
+    let existing: ItemRow | undefined;
+    if (target.itemId) {
+      existing = await this.tree.getLive(p, target.itemId);
+      if (existing.kind !== 'file') throw new CofferError('NOT_A_FILE');
+    } else {
+      await this.tree.getLiveFolder(p, target.parentId!);
+      existing = await itemRepository.findLiveChild(db, target.parentId!, name!);
+      if (existing?.kind === 'folder') throw new CofferError('NAME_CONFLICT', 'A folder with this name already exists.', { name });
+    }
+    checkConditions(existing, cond);
+    if (cond.expectedLength !== undefined) {
+      const user = await userRepository.findById(db, p.userId);
+      const growth = cond.expectedLength - (existing?.size ?? 0);
+      if (user && user.quota_bytes > 0 && user.used_bytes + growth > user.quota_bytes) {
+        throw new CofferError('QUOTA_EXCEEDED', undefined, { quotaBytes: user.quota_bytes, usedBytes: user.used_bytes, neededBytes: growth });
+      }
+    }
+  }
+
+  private async commit(p: Principal, target: UploadTarget, name: string | undefined, cond: UploadConditions, writer: ChunkWriter,
+    size: number, contentHash: string): Promise<UploadResult> {
+    const { db, clock, blobs } = this.deps;
+    let duplicates: string[] = [];
+    try {
+      const result = await db.transaction().execute(async (trx) => {
+        const now = clock.now();
+        let existing: ItemRow | undefined;
+        if (target.itemId) {
+          existing = await this.tree.getLive(p, target.itemId, trx);
+        } else {
+          await this.tree.getLiveFolder(p, target.parentId!, trx);
+          existing = await itemRepository.findLiveChild(trx, target.parentId!, name!);
+          if (existing?.kind === 'folder') throw new CofferError('NAME_CONFLICT', 'A folder with this name already exists.', { name });
+        }
+        checkConditions(existing, cond);
+        duplicates = await writer.record(trx);
+        const refs = writer.refs;
+        const versionId = newId();
+        let item: ItemRow;
+        if (existing) {
+          item = { ...existing, version_id: versionId, size, content_hash: contentHash, modified_at: now, rev: existing.rev + 1 };
+          await versionRepository.insert(trx, { id: versionId, item_id: existing.id, owner_id: p.userId, size, content_hash: contentHash, created_at: now }, refs);
+          if (!(await itemRepository.setContent(trx, existing.id, { versionId, size, contentHash, now, expectedRev: existing.rev }))) {
+            throw new CofferError('VERSION_CONFLICT');
+          }
+        } else {
+          item = {
+            id: newId(), owner_id: p.userId, parent_id: target.parentId!, name: name!, kind: 'file', size, content_hash: contentHash,
+            version_id: versionId, rev: 1, created_at: now, modified_at: now, trashed_at: null, trash_batch: null,
+          };
+          await itemRepository.insert(trx, item);
+          await versionRepository.insert(trx, { id: versionId, item_id: item.id, owner_id: p.userId, size, content_hash: contentHash, created_at: now }, refs);
+        }
+        const growth = size - (existing?.size ?? 0);
+        if (!(await userRepository.addUsedBytes(trx, p.userId, growth))) throw new CofferError('QUOTA_EXCEEDED', undefined, { neededBytes: growth });
+        if (writer.leaseId) await uploadRepository.delete(trx, writer.leaseId);
+        return { item, created: !existing };
+      });
+      for (const key of duplicates) await blobs.delete(key);
+      return result;
+    } catch (e) {
+      // Two uploads created the same new name at once: the loser must not overwrite silently.
+      if (isUniqueViolation(e)) throw new CofferError('NAME_CONFLICT', 'Another upload created this file first.', { name });
+      throw mapCollected(e);
+    }
+  }
+}
+
+function checkConditions(existing: ItemRow | undefined, cond: UploadConditions): void {
+  if (cond.mustNotExist && existing) {
+    throw new CofferError('VERSION_CONFLICT', 'The file already exists.', { currentEtag: contentEtag(existing) });
+  }
+  if (cond.ifMatch !== undefined) {
+    if (!existing) throw new CofferError('VERSION_CONFLICT', 'The file does not exist.');
+    const tags = cond.ifMatch.split(',').map((t) => t.trim());
+    if (!tags.includes('*') && !tags.includes(contentEtag(existing))) {
+      throw new CofferError('VERSION_CONFLICT', undefined, { currentEtag: contentEtag(existing) });
+    }
+  }
+}
