@@ -5,6 +5,10 @@
  * Each case gets a fresh store from `make`; the suite calls `init()` before the
  * case and `close()` then `cleanup()` after it. A skipped case must name why:
  * `skip: { '<case title>': 's3rver writes objects in place' }`.
+ *
+ * A put that fails or dies midway cannot be provoked through the interface
+ * alone, so each implementation's own tests cover it (local: injected write
+ * error and a SIGKILLed writer).
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

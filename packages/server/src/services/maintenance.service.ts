@@ -14,6 +14,12 @@ import type { ServiceDeps } from './context.ts';
 import { purgeBatch } from './tree.service.ts';
 
 const DAY = 86_400_000;
+/**
+ * An upload records its new chunks at least every 30 s (ChunkWriter), so a
+ * blob without a row that is younger than this may belong to a live upload.
+ * Only an operator who knows no server is running may sweep younger ones.
+ */
+export const MIN_ORPHAN_GRACE_MS = 15 * 60_000;
 
 export interface RetentionPolicy {
   trashRetentionDays: number;
@@ -39,7 +45,7 @@ export class MaintenanceService {
     this.policy = policy;
   }
 
-  async runAll(opts: { graceMs?: number } = {}): Promise<MaintenanceReport> {
+  async runAll(opts: { graceMs?: number; orphanGraceMs?: number } = {}): Promise<MaintenanceReport> {
     const report: MaintenanceReport = {
       trashPurged: await this.purgeOldTrash(),
       versionsPruned: await this.pruneVersions(),
@@ -49,7 +55,7 @@ export class MaintenanceService {
       tempFilesRemoved: await this.deps.blobs.cleanupAbandoned(),
     };
     report.chunksCollected = await this.collectChunks(opts.graceMs ?? this.policy.gcGraceMs);
-    report.orphanBlobsRemoved = await this.removeOrphanBlobs(opts.graceMs ?? this.policy.gcGraceMs);
+    report.orphanBlobsRemoved = await this.removeOrphanBlobs(opts.orphanGraceMs ?? Math.max(opts.graceMs ?? this.policy.gcGraceMs, MIN_ORPHAN_GRACE_MS));
     return report;
   }
 

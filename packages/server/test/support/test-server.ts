@@ -36,7 +36,7 @@ export interface TestUser {
   rootId: string;
   /** fetch() against the server with this user's token. */
   fetch(path: string, init?: RequestInit): Promise<Response>;
-  json<T = any>(path: string, init?: RequestInit & { body?: any }): Promise<{ status: number; body: T; headers: Headers }>;
+  json<T = any>(path: string, init?: Omit<RequestInit, 'body'> & { body?: unknown }): Promise<{ status: number; body: T; headers: Headers }>;
 }
 
 export const TEST_PASSWORD = 'correct-horse-battery-staple';
@@ -83,7 +83,7 @@ export function clientFor(url: string, name: string, token: string, rootId: stri
       const hasBody = init.body !== undefined && typeof init.body !== 'string' && !(init.body instanceof Uint8Array);
       const res = await f(path, {
         ...init,
-        body: hasBody ? JSON.stringify(init.body) : init.body,
+        body: hasBody ? JSON.stringify(init.body) : (init.body as RequestInit["body"]),
         headers: { ...(hasBody ? { 'content-type': 'application/json' } : {}), ...(init.headers as Record<string, string>) },
       });
       const text = await res.text();

@@ -84,9 +84,11 @@ export function adminCommand(): Command {
     }));
 
   admin.addCommand(sub('gc', 'Run maintenance now: purge old trash and versions, expire uploads, collect unreferenced chunks')
-    .option('--grace <seconds>', 'collect only chunks older than this (default: the gc-grace setting)')
+    .option('--grace <seconds>', 'collect only unreferenced chunks older than this (default: the gc-grace setting)')
+    .option('--sweep-orphans-now', 'also remove unrecorded blobs younger than 15 minutes: ONLY when no server is running (a live upload may own them)')
     .action(async (opts) => {
-      const report = await withCoffer(opts, (c) => c.services.maintenance.runAll({ graceMs: opts.grace !== undefined ? Number(opts.grace) * 1000 : undefined }));
+      const graceMs = opts.grace !== undefined ? Number(opts.grace) * 1000 : undefined;
+      const report = await withCoffer(opts, (c) => c.services.maintenance.runAll({ graceMs, orphanGraceMs: opts.sweepOrphansNow ? 0 : undefined }));
       process.stdout.write(JSON.stringify(report) + '\n');
     }));
 
