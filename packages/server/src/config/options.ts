@@ -36,7 +36,6 @@ export const OPTIONS = [
   { key: 'jobIntervalSeconds', flag: '--job-interval', env: 'COFFER_JOB_INTERVAL_SECONDS', type: 'integer', default: 3600, help: 'seconds between maintenance runs (trash, versions, garbage collection)' },
   { key: 'gcGraceSeconds', flag: '--gc-grace', env: 'COFFER_GC_GRACE_SECONDS', type: 'integer', default: 3600, help: 'unreferenced chunks younger than this are never collected' },
   { key: 'uploadLeaseSeconds', flag: '--upload-lease', env: 'COFFER_UPLOAD_LEASE_SECONDS', type: 'integer', default: 900, help: 'an upload with no progress for this long is abandoned' },
-  { key: 'fsync', flag: '--fsync', env: 'COFFER_FSYNC', type: 'boolean', default: true, help: 'fsync file contents before acknowledging an upload (turn off only for throwaway test data)' },
   { key: 'logLevel', flag: '--log-level', env: 'COFFER_LOG_LEVEL', type: 'string', default: 'info', help: 'log level: fatal, error, warn, info, debug, trace, silent' },
 ] as const satisfies readonly OptionSpec[];
 
