@@ -9,7 +9,6 @@ import type { Config } from './config/options.ts';
 import { openDatabase, type MetadataDb } from './db/open-database.ts';
 import type { BlobStore } from './blobstore/blob-store.ts';
 import { LocalBlobStore } from './blobstore/local.blob-store.ts';
-import { S3BlobStore } from './blobstore/s3.blob-store.ts';
 import { systemClock, type Clock, type ServiceDeps } from './services/context.ts';
 import { TreeService } from './services/tree.service.ts';
 import { UploadService } from './services/upload.service.ts';
@@ -42,8 +41,10 @@ export interface Coffer {
   close(): Promise<void>;
 }
 
-export function createBlobStore(config: Config): BlobStore {
+/** S3 is loaded only when configured: the AWS SDK is large, and a bigger heap makes every GC slower. */
+export async function createBlobStore(config: Config): Promise<BlobStore> {
   if (config.s3Endpoint) {
+    const { S3BlobStore } = await import('./blobstore/s3.blob-store.ts');
     return new S3BlobStore({
       endpoint: config.s3Endpoint, bucket: config.s3Bucket, region: config.s3Region,
       accessKeyId: config.s3AccessKeyId ?? '', secretAccessKey: config.s3SecretAccessKey ?? '',
@@ -55,7 +56,7 @@ export function createBlobStore(config: Config): BlobStore {
 /** Opens storage and builds the services; no network listener (the admin CLI uses this too). */
 export async function createCoffer(config: Config, opts: { clock?: Clock } = {}): Promise<Coffer> {
   const metadata = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: resolve(config.dataDir) });
-  const blobs = createBlobStore(config);
+  const blobs = await createBlobStore(config);
   try {
     await blobs.init();
   } catch (e) {

@@ -7,22 +7,26 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { CofferError, ERRORS, type ErrorCode } from '@coffer/protocol';
 
-const FASTIFY_CODES: Record<string, ErrorCode> = {
-  FST_ERR_CTP_BODY_TOO_LARGE: 'PAYLOAD_TOO_LARGE',
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'UNSUPPORTED_MEDIA_TYPE',
-  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'BAD_REQUEST',
-  FST_ERR_CTP_EMPTY_JSON_BODY: 'BAD_REQUEST',
-  FST_ERR_CTP_INVALID_JSON_BODY: 'BAD_REQUEST',
-  FST_ERR_VALIDATION: 'VALIDATION_FAILED',
+const NOT_JSON = 'The request body is not valid JSON.';
+const FASTIFY_CODES: Record<string, { code: ErrorCode; message?: string }> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: { code: 'PAYLOAD_TOO_LARGE' },
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: { code: 'UNSUPPORTED_MEDIA_TYPE' },
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: { code: 'BAD_REQUEST', message: 'The Content-Length header does not match the body.' },
+  FST_ERR_CTP_EMPTY_JSON_BODY: { code: 'BAD_REQUEST', message: NOT_JSON },
+  FST_ERR_CTP_INVALID_JSON_BODY: { code: 'BAD_REQUEST', message: NOT_JSON },
+  FST_ERR_VALIDATION: { code: 'VALIDATION_FAILED' },
+  // Raised by the router before any route runs (see frameworkErrors in http-server.ts).
+  FST_ERR_BAD_URL: { code: 'BAD_REQUEST', message: 'The URL is not validly percent-encoded.' },
+  FST_ERR_MAX_PARAM_LENGTH: { code: 'BAD_REQUEST', message: 'A part of the URL is longer than the server allows.' },
 };
 
 export function toCofferError(err: unknown): CofferError | null {
   if (err instanceof CofferError) return err;
   const fe = err as FastifyError;
   if (fe?.validation) return new CofferError('VALIDATION_FAILED', `Invalid request: ${fe.message}`);
-  const code = fe?.code ? FASTIFY_CODES[fe.code] : undefined;
-  if (code) return new CofferError(code, code === 'BAD_REQUEST' ? 'The request body is not valid JSON.' : undefined);
-  if (fe instanceof SyntaxError && (fe as { statusCode?: number }).statusCode === 400) return new CofferError('BAD_REQUEST', 'The request body is not valid JSON.');
+  const known = fe?.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (known) return new CofferError(known.code, known.message);
+  if (fe instanceof SyntaxError && (fe as { statusCode?: number }).statusCode === 400) return new CofferError('BAD_REQUEST', NOT_JSON);
   return null;
 }
 
@@ -31,6 +35,13 @@ export function sendError(reply: FastifyReply, request: FastifyRequest, e: Coffe
   return reply.code(e.status).type('application/json').send({
     error: { code: e.code, message: e.message, requestId: request.id, ...(e.details ? { details: e.details } : {}) },
   });
+}
+
+/** Fastify's `frameworkErrors` option: router failures (bad percent-encoding, over-long params) in the same shape. */
+export function renderFrameworkError(err: unknown, request: FastifyRequest, reply: FastifyReply): void {
+  const known = toCofferError(err);
+  if (!known) request.log.error({ err }, 'unhandled framework error');
+  sendError(reply, request, known ?? new CofferError('INTERNAL', ERRORS.INTERNAL.message));
 }
 
 export function installErrorHandling(app: FastifyInstance): void {

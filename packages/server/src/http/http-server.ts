@@ -12,7 +12,7 @@ import { ErrorSchema } from '@coffer/protocol';
 import type { Services } from '../app.ts';
 import type { Config } from '../config/options.ts';
 import { installAuth, type Authenticator } from './auth-hook.ts';
-import { installErrorHandling } from './error-handler.ts';
+import { installErrorHandling, renderFrameworkError } from './error-handler.ts';
 import { installMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.routes.ts';
 import { contentRoutes } from './routes/content.routes.ts';
@@ -33,6 +33,7 @@ export async function buildHttpServer(services: Services, authenticator: Authent
     serverFactory: (handler) => createServer({ maxHeaderSize: config.maxHeaderBytes }, handler),
     forceCloseConnections: 'idle',
     return503OnClosing: true,
+    frameworkErrors: renderFrameworkError,
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 

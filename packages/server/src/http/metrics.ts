@@ -19,7 +19,7 @@ export function installMetrics(app: FastifyInstance, uploadsInProgress: () => nu
     requests.inc({ method: request.method, route, status: reply.statusCode });
     latency.observe({ method: request.method, route }, reply.elapsedTime / 1000);
     bytesIn.inc(Number(request.headers['content-length'] ?? 0) || 0);
-    bytesOut.inc(Number(reply.getHeader('content-length') ?? 0) || 0);
+    if (request.method !== 'HEAD') bytesOut.inc(Number(reply.getHeader('content-length') ?? 0) || 0);
   });
   return registry;
 }

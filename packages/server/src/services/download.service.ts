@@ -11,11 +11,12 @@ import type { ServiceDeps } from './context.ts';
 
 export interface ByteRange { start: number; end: number }
 
-export interface OpenedContent {
+/** Which bytes of which stored chunks make up the requested content. */
+export interface ContentPlan {
   size: number;
   /** The bytes served: the range, or the whole file. */
   range: ByteRange | null;
-  stream: Readable;
+  segments: { key: string; seq: number; start: number; end: number }[];
 }
 
 /**
@@ -49,8 +50,8 @@ export class DownloadService {
     this.deps = deps;
   }
 
-  /** Opens a version of a file (the current one by default). */
-  async open(item: ItemRow, range: ByteRange | null, versionId?: string): Promise<OpenedContent> {
+  /** Plans reading a version of a file (the current one by default). */
+  async plan(item: ItemRow, range: ByteRange | null, versionId?: string): Promise<ContentPlan> {
     if (item.kind !== 'file') throw new CofferError('NOT_A_FILE');
     const vid = versionId ?? item.version_id;
     const version = vid ? await versionRepository.findById(this.deps.db, item.id, vid) : undefined;
@@ -58,25 +59,35 @@ export class DownloadService {
     const manifest = await versionRepository.manifest(this.deps.db, version.id);
     const from = range?.start ?? 0;
     const to = range?.end ?? version.size - 1;
-    const parts = manifest.filter((c) => c.offset + c.size > from && c.offset <= to);
-    // Fail before the status line if the first chunk is missing; later ones surface as a cut-off stream.
-    if (parts.length) await this.requireBlob(parts[0]);
-    return { size: version.size, range, stream: Readable.from(this.streamParts(parts, from, to), { objectMode: false }) };
+    const segments = manifest.filter((c) => c.offset + c.size > from && c.offset <= to).map((c: ManifestEntry) => ({
+      key: c.blob_key, seq: c.seq, start: Math.max(0, from - c.offset), end: Math.min(c.size - 1, to - c.offset),
+    }));
+    // Fail before the status line if the first chunk is missing; later ones surface as a cut-off response.
+    if (segments.length && !(await this.deps.blobs.stat(segments[0].key))) {
+      throw new CofferError('STORAGE_UNAVAILABLE', 'A stored chunk of this file is missing; run `coffer admin check`.');
+    }
+    return { size: version.size, range, segments };
   }
 
-  private async requireBlob(c: ManifestEntry): Promise<void> {
-    if (!(await this.deps.blobs.stat(c.blob_key))) throw new CofferError('STORAGE_UNAVAILABLE', 'A stored chunk of this file is missing; run `coffer admin check`.');
+  /** Local file paths of the plan's chunks, when the blob store keeps them on local disk. */
+  localFiles(plan: ContentPlan): { path: string; start: number; end: number }[] | null {
+    const { blobs } = this.deps;
+    if (!blobs.capabilities.localFiles || !blobs.localPath) return null;
+    return plan.segments.map((s) => ({ path: blobs.localPath!(s.key), start: s.start, end: s.end }));
   }
 
-  private async *streamParts(parts: ManifestEntry[], from: number, to: number): AsyncGenerator<Buffer> {
-    for (const c of parts) {
-      const start = Math.max(0, from - c.offset);
-      const end = Math.min(c.size - 1, to - c.offset);
+  /** The plan's bytes as one stream, from any blob store. */
+  stream(plan: ContentPlan): Readable {
+    return Readable.from(this.streamSegments(plan), { objectMode: false });
+  }
+
+  private async *streamSegments(plan: ContentPlan): AsyncGenerator<Buffer> {
+    for (const s of plan.segments) {
       let stream: Readable;
       try {
-        stream = await this.deps.blobs.get(c.blob_key, start === 0 && end === c.size - 1 ? undefined : { start, end });
+        stream = await this.deps.blobs.get(s.key, { start: s.start, end: s.end });
       } catch (e) {
-        if (e instanceof BlobNotFoundError) throw new CofferError('STORAGE_UNAVAILABLE', `chunk ${c.seq} missing`);
+        if (e instanceof BlobNotFoundError) throw new CofferError('STORAGE_UNAVAILABLE', `chunk ${s.seq} is missing`);
         throw e;
       }
       for await (const buf of stream) yield buf as Buffer;

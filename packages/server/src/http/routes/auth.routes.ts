@@ -9,6 +9,7 @@ export const authRoutes: RoutePlugin = (app, s) => {
     config: { public: true },
     schema: {
       tags: ['auth'], summary: 'Exchange username and password for a bearer token',
+      security: [], // public: overrides the document-wide bearer requirement
       body: Type.Object({ username: Type.String({ maxLength: 256 }), password: Type.String({ maxLength: 1024 }), name: Type.Optional(Type.String({ maxLength: 100 })) }),
       response: { 200: Type.Object({ token: Type.String() }), ...errorResponses },
     },

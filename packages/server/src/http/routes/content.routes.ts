@@ -14,7 +14,8 @@ import type { UploadConditions } from '../../services/upload.service.ts';
 import { errorResponses, type RoutePlugin } from './route-context.ts';
 import { sendContent } from './send-content.ts';
 
-const PathParams = Type.Object({ '*': Type.String({ maxLength: 4096 }) });
+// No maxLength here: parsePath measures the path in UTF-8 bytes and answers PATH_TOO_LONG.
+const PathParams = Type.Object({ '*': Type.String({ description: 'Path from the drive root, at most 4096 bytes of UTF-8' }) });
 
 function conditions(req: FastifyRequest): UploadConditions {
   const len = req.headers['content-length'];

@@ -5,6 +5,9 @@ import { principalOf } from '../auth-hook.ts';
 import { decodeCursor, encodeCursor, itemDto } from '../dto.ts';
 import { errorResponses, type RoutePlugin } from './route-context.ts';
 
+// No maxLength on paths: parsePath measures them in UTF-8 bytes and answers PATH_TOO_LONG.
+const PATH_TEXT = 'Path from the drive root, at most 4096 bytes of UTF-8';
+
 export const itemsRoutes: RoutePlugin = (app, s) => {
   app.get('/api/v1/items/root', {
     schema: { tags: ['items'], summary: 'The root folder of my drive', response: { 200: ItemSchema, ...errorResponses } },
@@ -16,7 +19,7 @@ export const itemsRoutes: RoutePlugin = (app, s) => {
   app.get('/api/v1/items/by-path', {
     schema: {
       tags: ['items'], summary: 'Look an item up by its path from the root',
-      querystring: Type.Object({ path: Type.String({ maxLength: 4096 }) }),
+      querystring: Type.Object({ path: Type.String({ description: PATH_TEXT }) }),
       response: { 200: ItemSchema, ...errorResponses },
     },
   }, async (req) => itemDto(await s.tree.resolvePath(principalOf(req), req.query.path)));
@@ -40,7 +43,7 @@ export const itemsRoutes: RoutePlugin = (app, s) => {
       body: Type.Object({
         parentId: Type.Optional(Type.String({ maxLength: 64 })),
         name: Type.Optional(Type.String({ maxLength: 1024 })),
-        path: Type.Optional(Type.String({ maxLength: 4096 })),
+        path: Type.Optional(Type.String({ description: PATH_TEXT })),
       }),
       response: { 201: ItemSchema, ...errorResponses },
     },

@@ -4,6 +4,7 @@ import { CofferError } from '@coffer/protocol';
 import type { ItemRow } from '../../repositories/item.repository.ts';
 import type { DownloadService } from '../../services/download.service.ts';
 import { parseRange } from '../../services/download.service.ts';
+import { writeFileRanges } from '../file-sender.ts';
 
 export async function sendContent(req: FastifyRequest, reply: FastifyReply, downloads: DownloadService,
   item: ItemRow, version?: { id: string; size: number; created_at: number }): Promise<FastifyReply> {
@@ -28,12 +29,33 @@ export async function sendContent(req: FastifyRequest, reply: FastifyReply, down
     if (e instanceof CofferError && e.code === 'INVALID_RANGE') reply.header('content-range', `bytes */${size}`);
     throw e;
   }
-  const opened = await downloads.open(item, range, version?.id);
+  const plan = await downloads.plan(item, range, version?.id);
   reply.type('application/octet-stream');
   if (range) {
     reply.code(206).header('content-range', `bytes ${range.start}-${range.end}/${size}`).header('content-length', range.end - range.start + 1);
   } else {
     reply.header('content-length', size);
   }
-  return reply.send(opened.stream);
+  if (req.method === 'HEAD') {
+    takeOverResponse(reply).end(); // headers only: the real Content-Length, no body read
+    return reply;
+  }
+  const files = downloads.localFiles(plan);
+  if (!files) return reply.send(downloads.stream(plan));
+  // Local disk: write straight to the socket through pooled buffers (see file-sender.ts).
+  takeOverResponse(reply);
+  try {
+    await writeFileRanges(reply.raw, files);
+    reply.raw.end();
+  } catch (err) {
+    req.log.warn({ err }, 'download cut off');
+    reply.raw.destroy();
+  }
+  return reply;
+}
+
+/** Sends the status line and headers ourselves; Fastify still runs onResponse (metrics, logs). */
+function takeOverResponse(reply: FastifyReply) {
+  reply.hijack();
+  return reply.raw.writeHead(reply.statusCode, reply.getHeaders() as Record<string, string | number | string[]>);
 }
