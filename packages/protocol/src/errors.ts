@@ -22,6 +22,8 @@ export const ERRORS = {
   ROOT_IMMUTABLE: { status: 409, message: 'The root folder cannot be moved, renamed or deleted.' },
   NOT_IN_TRASH: { status: 409, message: 'The item is not in the recycle bin.' },
   PAYLOAD_TOO_LARGE: { status: 413, message: 'The request body is larger than the server allows.' },
+  HEADERS_TOO_LARGE: { status: 431, message: 'The request headers are larger than the server allows.' },
+  REQUEST_TIMEOUT: { status: 408, message: 'The request took too long to arrive.' },
   QUOTA_EXCEEDED: { status: 507, message: 'Not enough storage quota left for this upload.' },
   UPLOAD_INCOMPLETE: { status: 400, message: 'The upload ended before all announced bytes arrived.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'This content type is not accepted here.' },

@@ -32,6 +32,9 @@ export async function openDatabase(opts: { databaseUrl: string | null; dataDir: 
   let dialect: DialectName;
   if (isPostgresUrl(opts.databaseUrl)) {
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10 });
+    // An idle connection that the server ends (restart, failover, pg_terminate_backend) is dropped from the
+    // pool and replaced on next use; without a listener, that 'error' event would crash the process.
+    pool.on('error', () => {});
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     dialect = 'postgres';
   } else {

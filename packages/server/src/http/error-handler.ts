@@ -60,3 +60,17 @@ export function installErrorHandling(app: FastifyInstance): void {
   });
   app.setNotFoundHandler((request, reply) => sendError(reply, request, new CofferError('ROUTE_NOT_FOUND')));
 }
+
+/**
+ * Errors Node's HTTP parser raises before any route runs (headers too large,
+ * malformed requests, timeouts), written straight to the socket in the same
+ * `{ error: { code, message } }` shape.
+ */
+export function renderClientError(err: NodeJS.ErrnoException, socket: import('node:stream').Duplex): void {
+  if (err.code === 'ECONNRESET' || !socket.writable) return;
+  const code: ErrorCode = err.code === 'HPE_HEADER_OVERFLOW' ? 'HEADERS_TOO_LARGE'
+    : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'REQUEST_TIMEOUT' : 'BAD_REQUEST';
+  const { status, message } = ERRORS[code];
+  const body = JSON.stringify({ error: { code, message: code === 'BAD_REQUEST' ? 'The request is not valid HTTP.' : message } });
+  socket.end(`HTTP/1.1 ${status} ${code.replace(/_/g, ' ')}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}

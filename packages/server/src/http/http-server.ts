@@ -12,7 +12,8 @@ import { ErrorSchema } from '@coffer/protocol';
 import type { Services } from '../app.ts';
 import type { Config } from '../config/options.ts';
 import { installAuth, type Authenticator } from './auth-hook.ts';
-import { installErrorHandling, renderFrameworkError } from './error-handler.ts';
+import { installErrorHandling, renderClientError, renderFrameworkError } from './error-handler.ts';
+import { requestValidatorCompiler } from './validation.ts';
 import { installMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.routes.ts';
 import { contentRoutes } from './routes/content.routes.ts';
@@ -34,8 +35,9 @@ export async function buildHttpServer(services: Services, authenticator: Authent
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     frameworkErrors: renderFrameworkError,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    clientErrorHandler: renderClientError,
   }).withTypeProvider<TypeBoxTypeProvider>();
+  app.setValidatorCompiler(requestValidatorCompiler);
 
   installErrorHandling(app);
   app.addSchema(ErrorSchema);

@@ -11,7 +11,7 @@ import { IdParams, ItemSchema } from '@coffer/protocol';
 import { principalOf } from '../auth-hook.ts';
 import { itemDto } from '../dto.ts';
 import type { UploadConditions } from '../../services/upload.service.ts';
-import { errorResponses, type RoutePlugin } from './route-context.ts';
+import { errorResponses, NAME_RULE, type RoutePlugin } from './route-context.ts';
 import { sendContent } from './send-content.ts';
 
 // No maxLength here: parsePath measures the path in UTF-8 bytes and answers PATH_TOO_LONG.
@@ -56,7 +56,7 @@ export const contentRoutes: RoutePlugin = async (app, s) => {
   app.put('/api/v1/items/:id/children/:name/content', {
     schema: {
       tags: ['content'], summary: 'Upload a file into a folder by name',
-      params: Type.Object({ id: Type.String({ maxLength: 64 }), name: Type.String({ maxLength: 1024 }) }),
+      params: Type.Object({ id: Type.String({ maxLength: 64 }), name: Type.String({ description: NAME_RULE }) }),
       response: { 200: ItemSchema, 201: ItemSchema, ...errorResponses },
     },
   }, async (req, reply) => {

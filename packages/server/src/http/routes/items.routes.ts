@@ -3,7 +3,7 @@ import { Type } from 'typebox';
 import { CofferError, IdParams, ItemPageSchema, ItemSchema, ListQuery } from '@coffer/protocol';
 import { principalOf } from '../auth-hook.ts';
 import { decodeCursor, encodeCursor, itemDto } from '../dto.ts';
-import { errorResponses, type RoutePlugin } from './route-context.ts';
+import { errorResponses, NAME_RULE, type RoutePlugin } from './route-context.ts';
 
 // No maxLength on paths: parsePath measures them in UTF-8 bytes and answers PATH_TOO_LONG.
 const PATH_TEXT = 'Path from the drive root, at most 4096 bytes of UTF-8';
@@ -42,7 +42,7 @@ export const itemsRoutes: RoutePlugin = (app, s) => {
       tags: ['items'], summary: 'Create a folder, by parent id and name or by path',
       body: Type.Object({
         parentId: Type.Optional(Type.String({ maxLength: 64 })),
-        name: Type.Optional(Type.String({ maxLength: 1024 })),
+        name: Type.Optional(Type.String({ description: NAME_RULE })),
         path: Type.Optional(Type.String({ description: PATH_TEXT })),
       }),
       response: { 201: ItemSchema, ...errorResponses },
@@ -64,7 +64,7 @@ export const itemsRoutes: RoutePlugin = (app, s) => {
     schema: {
       tags: ['items'], summary: 'Rename and/or move an item (conditional with ifRev)', params: IdParams,
       body: Type.Object({
-        name: Type.Optional(Type.String({ maxLength: 1024 })),
+        name: Type.Optional(Type.String({ description: NAME_RULE })),
         parentId: Type.Optional(Type.String({ maxLength: 64 })),
         ifRev: Type.Optional(Type.Integer({ minimum: 1 })),
       }),
@@ -75,7 +75,7 @@ export const itemsRoutes: RoutePlugin = (app, s) => {
   app.post('/api/v1/items/:id/copy', {
     schema: {
       tags: ['items'], summary: 'Copy a file or folder', params: IdParams,
-      body: Type.Object({ parentId: Type.String({ maxLength: 64 }), name: Type.Optional(Type.String({ maxLength: 1024 })) }),
+      body: Type.Object({ parentId: Type.String({ maxLength: 64 }), name: Type.Optional(Type.String({ description: NAME_RULE })) }),
       response: { 201: ItemSchema, ...errorResponses },
     },
   }, async (req, reply) => reply.code(201).send(itemDto(await s.tree.copy(principalOf(req), req.params.id, req.body))));
