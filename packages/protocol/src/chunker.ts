@@ -249,8 +249,12 @@ export class Chunker {
   #pending = 0; // bytes of the unfinished chunk held in #pieces
   #hash = 0; // running hash of the unfinished chunk (0 while within the first `min` bytes)
 
-  constructor(params?: ChunkerParams) {
+  #allocate: (size: number) => Uint8Array;
+
+  /** `allocate` gives the memory for each returned chunk (a server may pool it); by default a new array. */
+  constructor(params?: ChunkerParams, allocate: (size: number) => Uint8Array = (size) => new Uint8Array(size)) {
     this.#p = resolve(params);
+    this.#allocate = allocate;
   }
 
   /** Bytes held for the chunk not yet complete. */
@@ -298,7 +302,7 @@ export class Chunker {
 
   /** Assembles the held pieces plus data[off..end) into one new chunk and resets the state. */
   #take(data: Uint8Array | undefined, off: number, end: number): Uint8Array {
-    const chunk = new Uint8Array(this.#pending + (end - off));
+    const chunk = this.#allocate(this.#pending + (end - off));
     let at = 0;
     for (const piece of this.#pieces) {
       chunk.set(piece, at);
@@ -316,8 +320,9 @@ export class Chunker {
  * Cuts a byte stream into chunks (each a new Uint8Array). See Chunker for the
  * rule that pieces yielded by `source` must not be reused by it.
  */
-export async function* chunkStream(source: AsyncIterable<Uint8Array>, params?: ChunkerParams): AsyncGenerator<Uint8Array> {
-  const chunker = new Chunker(params);
+export async function* chunkStream(source: AsyncIterable<Uint8Array>, params?: ChunkerParams,
+  allocate?: (size: number) => Uint8Array): AsyncGenerator<Uint8Array> {
+  const chunker = new Chunker(params, allocate);
   for await (const piece of source) {
     for (const chunk of chunker.push(piece)) yield chunk;
   }

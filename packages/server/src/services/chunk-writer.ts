@@ -19,6 +19,7 @@ import { uploadRepository } from '../repositories/upload.repository.ts';
 import type { Executor } from '../repositories/executor.ts';
 import type { ChunkRef } from '../repositories/version.repository.ts';
 import type { ServiceDeps } from './context.ts';
+import { releaseChunkBuffer } from './chunk-buffers.ts';
 
 /** How many chunk writes one upload keeps in flight (bounds memory to this × CHUNK_MAX). */
 const WRITE_CONCURRENCY = 4;
@@ -64,15 +65,20 @@ export class ChunkWriter {
     this.lastFlush = deps.clock.now();
   }
 
-  /** Queues one chunk; resolves once there is room for another in flight. */
+  /**
+   * Queues one chunk; resolves once there is room for another in flight.
+   * Takes ownership of `data`: it goes back to the chunk-buffer pool when no longer needed.
+   */
   async add(data: Uint8Array): Promise<void> {
     const hash = sha256Hex(data);
     const ref: HashedRef = { chunkId: '', size: data.byteLength, hash };
     this.refs.push(ref);
     let id = this.known.get(hash);
     if (!id) {
-      id = this.store(hash, data);
+      id = this.store(hash, data).finally(() => releaseChunkBuffer(data));
       this.known.set(hash, id);
+    } else {
+      releaseChunkBuffer(data);
     }
     const done: Promise<void> = id.then((chunkId) => { ref.chunkId = chunkId; });
     this.inFlight.add(done);

@@ -13,6 +13,7 @@ import { uploadRepository } from '../repositories/upload.repository.ts';
 import { userRepository } from '../repositories/user.repository.ts';
 import { versionRepository } from '../repositories/version.repository.ts';
 import { ChunkWriter, manifestHash, mapCollected } from './chunk-writer.ts';
+import { takeChunkBuffer } from './chunk-buffers.ts';
 import type { Principal, ServiceDeps } from './context.ts';
 import type { TreeService } from './tree.service.ts';
 
@@ -65,7 +66,7 @@ export class UploadService {
     this.active++;
     try {
       let total = 0;
-      for await (const chunk of chunkStream(body)) {
+      for await (const chunk of chunkStream(body, undefined, takeChunkBuffer)) {
         total += chunk.byteLength;
         if (this.limits.maxUploadBytes > 0 && total > this.limits.maxUploadBytes) throw new CofferError('PAYLOAD_TOO_LARGE', undefined, { limit: this.limits.maxUploadBytes });
         await writer.add(chunk);
