@@ -31,6 +31,7 @@ export class LocalBlobStore implements BlobStore {
   readonly #tmpDir: string;
   /** Our own temp files still being written: cleanup must never pull them away. */
   readonly #inFlight = new Set<string>();
+  readonly #knownDirs = new Set<string>();
 
   constructor(rootDir: string) {
     this.root = resolve(rootDir);
@@ -52,8 +53,12 @@ export class LocalBlobStore implements BlobStore {
   async put(key: string, data: Uint8Array): Promise<void> {
     const path = this.localPath(key);
     const dir = dirname(path);
-    const firstCreated = await mkdir(dir, { recursive: true });
-    await mkdir(this.#tmpDir, { recursive: true });
+    // Shard folders only ever appear; remembering them saves two syscalls per put.
+    const firstCreated = this.#knownDirs.has(dir) ? undefined : await mkdir(dir, { recursive: true });
+    if (!this.#knownDirs.has(this.#tmpDir)) {
+      await mkdir(this.#tmpDir, { recursive: true });
+      this.#knownDirs.add(this.#tmpDir);
+    }
     const tmp = join(this.#tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}`);
     this.#inFlight.add(tmp);
     let fh: FileHandle | undefined;
@@ -69,6 +74,7 @@ export class LocalBlobStore implements BlobStore {
       fh = undefined;
       await rename(tmp, path);
     } catch (err) {
+      if (isMissing(err)) this.#knownDirs.clear(); // someone removed folders under us: look again next time
       await fh?.close().catch(() => {});
       await rm(tmp, { force: true }).catch(() => {});
       throw err;
@@ -81,6 +87,7 @@ export class LocalBlobStore implements BlobStore {
       await fsyncDir(dirname(d));
       if (d === firstCreated) break;
     }
+    this.#knownDirs.add(dir);
   }
 
   async get(key: string, range?: { start: number; end: number }): Promise<Readable> {
