@@ -9,6 +9,7 @@ export const ERRORS = {
   INVALID_NAME: { status: 400, message: 'The name is not allowed.' },
   PATH_TOO_LONG: { status: 400, message: 'The path is longer than the server allows.' },
   INVALID_RANGE: { status: 416, message: 'The requested range is not satisfiable.' },
+  RESYNC_REQUIRED: { status: 410, message: 'This cursor cannot be continued (history expired, or it belongs to another server or drive); list the drive again and continue from a fresh cursor.' },
   UNAUTHENTICATED: { status: 401, message: 'Sign in first: no valid credentials were sent.' },
   FORBIDDEN: { status: 403, message: 'You are not allowed to do this.' },
   NOT_FOUND: { status: 404, message: 'No such item.' },

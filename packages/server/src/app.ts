@@ -9,7 +9,7 @@ import type { Config } from './config/options.ts';
 import { openDatabase, type MetadataDb } from './db/open-database.ts';
 import type { BlobStore } from './blobstore/blob-store.ts';
 import { LocalBlobStore } from './blobstore/local.blob-store.ts';
-import { systemClock, type Clock, type ServiceDeps } from './services/context.ts';
+import { noPublisher, systemClock, type ChangePublisher, type Clock, type ServiceDeps } from './services/context.ts';
 import { TreeService } from './services/tree.service.ts';
 import { UploadService } from './services/upload.service.ts';
 import { DownloadService } from './services/download.service.ts';
@@ -18,6 +18,7 @@ import { UserService } from './services/user.service.ts';
 import { TokenAuthService } from './services/token-auth.service.ts';
 import { MaintenanceService } from './services/maintenance.service.ts';
 import { StorageCheckService } from './services/storage-check.service.ts';
+import { ChangeFeedService } from './services/change-feed.service.ts';
 import { buildHttpServer } from './http/http-server.ts';
 import { bearerToken, type Authenticator } from './http/auth-hook.ts';
 import { uploadRepository } from './repositories/upload.repository.ts';
@@ -31,6 +32,7 @@ export interface Services {
   auth: TokenAuthService;
   maintenance: MaintenanceService;
   check: StorageCheckService;
+  changes: ChangeFeedService;
 }
 
 export interface Coffer {
@@ -54,7 +56,7 @@ export async function createBlobStore(config: Config): Promise<BlobStore> {
 }
 
 /** Opens storage and builds the services; no network listener (the admin CLI uses this too). */
-export async function createCoffer(config: Config, opts: { clock?: Clock } = {}): Promise<Coffer> {
+export async function createCoffer(config: Config, opts: { clock?: Clock; publisher?: ChangePublisher } = {}): Promise<Coffer> {
   const metadata = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: resolve(config.dataDir) });
   const blobs = await createBlobStore(config);
   try {
@@ -63,7 +65,7 @@ export async function createCoffer(config: Config, opts: { clock?: Clock } = {})
     await metadata.close();
     throw e;
   }
-  const deps: ServiceDeps = { db: metadata.db, blobs, clock: opts.clock ?? systemClock };
+  const deps: ServiceDeps = { db: metadata.db, blobs, clock: opts.clock ?? systemClock, publisher: opts.publisher ?? noPublisher };
   const tree = new TreeService(deps);
   const services: Services = {
     tree,
@@ -74,9 +76,10 @@ export async function createCoffer(config: Config, opts: { clock?: Clock } = {})
     auth: new TokenAuthService(deps),
     maintenance: new MaintenanceService(deps, {
       trashRetentionDays: config.trashRetentionDays, versionRetentionDays: config.versionRetentionDays,
-      maxVersionsPerFile: config.maxVersionsPerFile, gcGraceMs: config.gcGraceSeconds * 1000,
+      maxVersionsPerFile: config.maxVersionsPerFile, gcGraceMs: config.gcGraceSeconds * 1000, changeRetentionDays: config.changeRetentionDays,
     }),
     check: new StorageCheckService(deps),
+    changes: new ChangeFeedService(deps),
   };
   return {
     config, metadata, blobs, services,

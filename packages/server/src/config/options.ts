@@ -29,6 +29,7 @@ export const OPTIONS = [
   { key: 'defaultQuotaBytes', flag: '--default-quota', env: 'COFFER_DEFAULT_QUOTA_BYTES', type: 'integer', default: 0, help: 'storage quota of new users in bytes (0 = unlimited)' },
   { key: 'trashRetentionDays', flag: '--trash-retention-days', env: 'COFFER_TRASH_RETENTION_DAYS', type: 'integer', default: 30, help: 'days an item stays in the recycle bin before it is purged' },
   { key: 'versionRetentionDays', flag: '--version-retention-days', env: 'COFFER_VERSION_RETENTION_DAYS', type: 'integer', default: 30, help: 'days earlier versions of a file are kept' },
+  { key: 'changeRetentionDays', flag: '--change-retention-days', env: 'COFFER_CHANGE_RETENTION_DAYS', type: 'integer', default: 90, help: 'days the change feed remembers; a client offline longer resyncs by listing' },
   { key: 'maxVersionsPerFile', flag: '--max-versions', env: 'COFFER_MAX_VERSIONS', type: 'integer', default: 100, help: 'earlier versions kept per file at most' },
   { key: 'maxUploadBytes', flag: '--max-upload-bytes', env: 'COFFER_MAX_UPLOAD_BYTES', type: 'integer', default: 0, help: 'largest single upload in bytes (0 = no limit beyond quota)' },
   { key: 'maxJsonBodyBytes', flag: '--max-json-body', env: 'COFFER_MAX_JSON_BODY_BYTES', type: 'integer', default: 1048576, help: 'largest JSON request body in bytes' },

@@ -16,6 +16,10 @@ export interface UsersTable {
   used_bytes: number;
   root_id: string;
   created_at: number;
+  /** Last change number of this drive (see ChangesTable). */
+  change_seq: number;
+  /** Changes up to this number were deleted by retention. */
+  changes_pruned_through: number;
 }
 
 /** Stand-in bearer tokens until the accounts issue replaces them; only the SHA-256 of a token is stored. */
@@ -97,6 +101,25 @@ export interface UploadChunksTable {
   chunk_id: string;
 }
 
+/**
+ * One entry of a drive's change feed: what an item looked like right after
+ * the change. `op` is create, update, move, delete (a tombstone) or restore.
+ */
+export interface ChangesTable {
+  owner_id: string;
+  seq: number;
+  item_id: string;
+  op: 'create' | 'update' | 'move' | 'delete' | 'restore';
+  kind: 'file' | 'folder';
+  parent_id: string | null;
+  name: string;
+  size: number;
+  content_hash: string | null;
+  version_id: string | null;
+  rev: number;
+  at: number;
+}
+
 /** Facts about this installation, such as its instance id. */
 export interface ServerInfoTable {
   key: string;
@@ -113,5 +136,6 @@ export interface Database {
   uploads: UploadsTable;
   upload_chunks: UploadChunksTable;
   server_info: ServerInfoTable;
+  changes: ChangesTable;
 }
 

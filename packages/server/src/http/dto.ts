@@ -2,6 +2,7 @@
 import { CofferError, type ItemDto } from '@coffer/protocol';
 import type { ItemRow } from '../repositories/item.repository.ts';
 import type { VersionRow } from '../repositories/version.repository.ts';
+import type { ChangeRow } from '../repositories/change.repository.ts';
 import { contentEtag } from '../services/upload.service.ts';
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -27,4 +28,14 @@ export function decodeCursor(cursor: string | undefined): number {
   const m = /^o:(\d{1,9})$/.exec(Buffer.from(cursor, 'base64url').toString());
   if (!m) throw new CofferError('VALIDATION_FAILED', 'The page cursor is not valid; start again without one.');
   return Number(m[1]);
+}
+
+export function changeDto(c: ChangeRow) {
+  return {
+    position: c.seq, op: c.op, at: iso(c.at),
+    item: {
+      id: c.item_id, parentId: c.parent_id, name: c.name, kind: c.kind, size: c.size, contentHash: c.content_hash,
+      etag: contentEtag({ version_id: c.version_id, id: c.item_id, rev: c.rev }), rev: c.rev,
+    },
+  };
 }

@@ -16,6 +16,7 @@ import { installErrorHandling, renderClientError, renderFrameworkError } from '.
 import { requestValidatorCompiler } from './validation.ts';
 import { installMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.routes.ts';
+import { changesRoutes } from './routes/changes.routes.ts';
 import { contentRoutes } from './routes/content.routes.ts';
 import { itemsRoutes } from './routes/items.routes.ts';
 import { systemRoutes } from './routes/system.routes.ts';
@@ -53,7 +54,7 @@ export async function buildHttpServer(services: Services, authenticator: Authent
   installAuth(app, authenticator);
   const metrics = installMetrics(app, () => services.upload.active);
 
-  const plugins = [systemRoutes(metrics), authRoutes, itemsRoutes, trashRoutes, versionsRoutes, contentRoutes];
+  const plugins = [systemRoutes(metrics), authRoutes, itemsRoutes, trashRoutes, versionsRoutes, contentRoutes, changesRoutes];
   for (const plugin of plugins) await app.register(async (scope) => plugin(scope as never, services));
   return app;
 }

@@ -7,6 +7,7 @@
  */
 import { isForeignKeyViolation } from '../db/errors.ts';
 import { chunkRepository } from '../repositories/chunk.repository.ts';
+import { changeRepository } from '../repositories/change.repository.ts';
 import { itemRepository } from '../repositories/item.repository.ts';
 import { uploadRepository } from '../repositories/upload.repository.ts';
 import { versionRepository } from '../repositories/version.repository.ts';
@@ -26,6 +27,7 @@ export interface RetentionPolicy {
   versionRetentionDays: number;
   maxVersionsPerFile: number;
   gcGraceMs: number;
+  changeRetentionDays: number;
 }
 
 export interface MaintenanceReport {
@@ -35,6 +37,7 @@ export interface MaintenanceReport {
   chunksCollected: number;
   orphanBlobsRemoved: number;
   tempFilesRemoved: number;
+  changesPruned: number;
 }
 
 export class MaintenanceService {
@@ -53,6 +56,7 @@ export class MaintenanceService {
       chunksCollected: 0,
       orphanBlobsRemoved: 0,
       tempFilesRemoved: await this.deps.blobs.cleanupAbandoned(),
+      changesPruned: await changeRepository.pruneOlderThan(this.deps.db, this.deps.clock.now() - this.policy.changeRetentionDays * DAY),
     };
     report.chunksCollected = await this.collectChunks(opts.graceMs ?? this.policy.gcGraceMs);
     report.orphanBlobsRemoved = await this.removeOrphanBlobs(opts.orphanGraceMs ?? Math.max(opts.graceMs ?? this.policy.gcGraceMs, MIN_ORPHAN_GRACE_MS));

@@ -11,13 +11,16 @@ import { versionRepository } from '../repositories/version.repository.ts';
 import { userRepository } from '../repositories/user.repository.ts';
 import type { Executor } from '../repositories/executor.ts';
 import type { Principal, ServiceDeps } from './context.ts';
+import { ChangeLog } from './change-log.ts';
 
 export interface ListOptions { sort: SortKey; order: 'asc' | 'desc'; limit: number; offset: number }
 
 export class TreeService {
-  private readonly deps: Pick<ServiceDeps, 'db' | 'clock'>;
-  constructor(deps: Pick<ServiceDeps, 'db' | 'clock'>) {
+  private readonly deps: Pick<ServiceDeps, 'db' | 'clock' | 'publisher'>;
+  private readonly log: ChangeLog;
+  constructor(deps: Pick<ServiceDeps, 'db' | 'clock' | 'publisher'>) {
     this.deps = deps;
+    this.log = new ChangeLog(deps);
   }
 
   /** A live item of the caller's drive, or NOT_FOUND (also for other users' ids: no probing). */
@@ -63,7 +66,7 @@ export class TreeService {
 
   async createFolder(p: Principal, parentId: string, rawName: string): Promise<ItemRow> {
     const name = normalizeName(rawName);
-    return this.deps.db.transaction().execute(async (trx) => {
+    return this.log.commit(this.deps.db, p.userId, async (trx, record) => {
       await this.getLiveFolder(p, parentId, trx);
       if (await itemRepository.findLiveChild(trx, parentId, name)) throw new CofferError('NAME_CONFLICT', undefined, { name });
       const now = this.deps.clock.now();
@@ -72,6 +75,7 @@ export class TreeService {
         version_id: null, rev: 1, created_at: now, modified_at: now, trashed_at: null, trash_batch: null,
       };
       await insertMappingConflict(trx, row);
+      await record([{ op: 'create', item: row }]);
       return row;
     });
   }
@@ -89,7 +93,7 @@ export class TreeService {
   async relocate(p: Principal, id: string, to: { parentId?: string; name?: string; ifRev?: number }): Promise<ItemRow> {
     if (id === p.rootId) throw new CofferError('ROOT_IMMUTABLE');
     const name = to.name === undefined ? undefined : normalizeName(to.name);
-    return this.deps.db.transaction().execute(async (trx) => {
+    return this.log.commit(this.deps.db, p.userId, async (trx, record) => {
       const item = await this.getLive(p, id, trx);
       if (to.ifRev !== undefined && item.rev !== to.ifRev) throw new CofferError('VERSION_CONFLICT', undefined, { currentRev: item.rev });
       const parentId = to.parentId ?? item.parent_id!;
@@ -109,7 +113,9 @@ export class TreeService {
         if (isUniqueViolation(e)) throw new CofferError('NAME_CONFLICT', undefined, { name: newName });
         throw e;
       }
-      return { ...item, parent_id: parentId, name: newName, modified_at: now, rev: item.rev + 1 };
+      const moved = { ...item, parent_id: parentId, name: newName, modified_at: now, rev: item.rev + 1 };
+      await record([{ op: 'move', item: moved }]);
+      return moved;
     });
   }
 
@@ -117,7 +123,7 @@ export class TreeService {
   async copy(p: Principal, id: string, to: { parentId: string; name?: string }): Promise<ItemRow> {
     if (id === p.rootId) throw new CofferError('ROOT_IMMUTABLE');
     const name = to.name === undefined ? undefined : normalizeName(to.name);
-    return this.deps.db.transaction().execute(async (trx) => {
+    return this.log.commit(this.deps.db, p.userId, async (trx, record) => {
       const source = await this.getLive(p, id, trx);
       await this.getLiveFolder(p, to.parentId, trx);
       if (source.kind === 'folder') await assertNotInside(trx, to.parentId, source.id);
@@ -129,6 +135,7 @@ export class TreeService {
       const now = this.deps.clock.now();
       const newIds = new Map<string, string>();
       let top: ItemRow | undefined;
+      const created: ItemRow[] = [];
       for (const r of subtree) {
         const isTop = r.id === source.id;
         const copy: ItemRow = {
@@ -147,7 +154,9 @@ export class TreeService {
           await insertMappingConflict(trx, copy);
         }
         if (isTop) top = copy;
+        created.push(copy);
       }
+      await record(created.map((item) => ({ op: 'create' as const, item })));
       return top!;
     });
   }
@@ -155,13 +164,15 @@ export class TreeService {
   /** Moves an item (and everything under it) to the recycle bin. */
   async trash(p: Principal, id: string, ifRev?: number): Promise<ItemRow> {
     if (id === p.rootId) throw new CofferError('ROOT_IMMUTABLE');
-    return this.deps.db.transaction().execute(async (trx) => {
+    return this.log.commit(this.deps.db, p.userId, async (trx, record) => {
       const item = await this.getLive(p, id, trx);
       if (ifRev !== undefined && item.rev !== ifRev) throw new CofferError('VERSION_CONFLICT', undefined, { currentRev: item.rev });
       const subtree = await itemRepository.liveSubtree(trx, item.id);
       const now = this.deps.clock.now();
       await itemRepository.trashSubtree(trx, subtree.map((r) => r.id), item.id, now);
-      return { ...item, trashed_at: now, trash_batch: item.id, rev: item.rev + 1 };
+      const gone = subtree.map((r) => ({ ...r, trashed_at: now, trash_batch: item.id, rev: r.rev + 1 }));
+      await record(gone.map((g) => ({ op: 'delete' as const, item: g })));
+      return gone[0];
     });
   }
 
@@ -182,8 +193,9 @@ export class TreeService {
    * " (restored)" suffix rather than replacing anything.
    */
   async restore(p: Principal, id: string): Promise<ItemRow> {
-    return this.deps.db.transaction().execute(async (trx) => {
+    return this.log.commit(this.deps.db, p.userId, async (trx, record) => {
       const item = await this.getTrashRoot(p, id, trx);
+      const members = await itemRepository.batchMembers(trx, item.id);
       const parent = item.parent_id ? await itemRepository.findById(trx, p.userId, item.parent_id) : undefined;
       const parentId = parent && parent.trashed_at === null ? parent.id : p.rootId;
       let name = item.name;
@@ -191,7 +203,14 @@ export class TreeService {
       const now = this.deps.clock.now();
       if (parentId !== item.parent_id) await trx.updateTable('items').set({ parent_id: parentId }).where('id', '=', item.id).execute();
       await itemRepository.restoreBatch(trx, item.id, name, now);
-      return { ...item, parent_id: parentId, name, trashed_at: null, trash_batch: null, rev: item.rev + 1, modified_at: now };
+      const back = (r: ItemRow): ItemRow => r.id === item.id
+        ? { ...r, parent_id: parentId, name, trashed_at: null, trash_batch: null, rev: r.rev + 1, modified_at: now }
+        : { ...r, trashed_at: null, trash_batch: null, rev: r.rev + 1 };
+      // Parents before children, so a client can apply the entries in order.
+      const depth = depthsBelow(item.id, members);
+      const restored = members.map(back).sort((a, b) => depth.get(a.id)! - depth.get(b.id)!);
+      await record(restored.map((r) => ({ op: 'restore' as const, item: r })));
+      return restored.find((r) => r.id === item.id)!;
     });
   }
 
@@ -225,18 +244,27 @@ export async function purgeBatch(trx: Executor, root: ItemRow): Promise<void> {
     .unionAll((qb) => qb.selectFrom('items').innerJoin('sub', 'sub.id', 'items.parent_id').selectAll('items')))
     .selectFrom('sub').selectAll().execute() as ItemRow[];
   for (const b of below) all.set(b.id, b);
-  const depth = new Map<string, number>();
-  const depthOf = (r: ItemRow): number => {
-    if (depth.has(r.id)) return depth.get(r.id)!;
-    const parent = r.parent_id ? all.get(r.parent_id) : undefined;
-    const d = parent && r.id !== root.id ? depthOf(parent) + 1 : 0;
-    depth.set(r.id, d);
-    return d;
-  };
-  const rows = [...all.values()].sort((a, b) => depthOf(b) - depthOf(a));
+  const depth = depthsBelow(root.id, [...all.values()]);
+  const rows = [...all.values()].sort((a, b) => depth.get(b.id)! - depth.get(a.id)!);
   const bytes = rows.reduce((n, r) => n + (r.kind === 'file' ? r.size : 0), 0);
   await itemRepository.deleteRows(trx, rows.map((r) => r.id));
   await userRepository.addUsedBytes(trx, root.owner_id, -bytes);
+}
+
+/** How deep each row sits below `rootId`, counting only rows in the set (the root is 0). */
+function depthsBelow(rootId: string, rows: ItemRow[]): Map<string, number> {
+  const byId = new Map(rows.map((r) => [r.id, r]));
+  const depth = new Map<string, number>();
+  const of = (r: ItemRow): number => {
+    const known = depth.get(r.id);
+    if (known !== undefined) return known;
+    const parent = r.id === rootId || !r.parent_id ? undefined : byId.get(r.parent_id);
+    const d = parent ? of(parent) + 1 : 0;
+    depth.set(r.id, d);
+    return d;
+  };
+  rows.forEach(of);
+  return depth;
 }
 
 function restoredName(name: string, i: number): string {

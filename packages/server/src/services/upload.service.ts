@@ -15,6 +15,7 @@ import { versionRepository } from '../repositories/version.repository.ts';
 import { ChunkWriter, manifestHash, mapCollected } from './chunk-writer.ts';
 import { takeChunkBuffer } from './chunk-buffers.ts';
 import type { Principal, ServiceDeps } from './context.ts';
+import { ChangeLog } from './change-log.ts';
 import type { TreeService } from './tree.service.ts';
 
 export interface UploadTarget {
@@ -52,8 +53,11 @@ export class UploadService {
   /** Uploads in progress on this process, for /metrics. */
   active = 0;
 
+  private readonly log: ChangeLog;
+
   constructor(deps: ServiceDeps, tree: TreeService, limits: UploadLimits) {
     this.deps = deps;
+    this.log = new ChangeLog(deps);
     this.tree = tree;
     this.limits = limits;
   }
@@ -111,7 +115,7 @@ export class UploadService {
     const { db, clock, blobs } = this.deps;
     let duplicates: string[] = [];
     try {
-      const result = await db.transaction().execute(async (trx) => {
+      const result = await this.log.commit(db, p.userId, async (trx, record) => {
         const now = clock.now();
         let existing: ItemRow | undefined;
         if (target.itemId) {
@@ -143,6 +147,7 @@ export class UploadService {
         const growth = size - (existing?.size ?? 0);
         if (!(await userRepository.addUsedBytes(trx, p.userId, growth))) throw new CofferError('QUOTA_EXCEEDED', undefined, { neededBytes: growth });
         if (writer.leaseId) await uploadRepository.delete(trx, writer.leaseId);
+        await record([{ op: existing ? 'update' : 'create', item }]);
         return { item, created: !existing };
       });
       for (const key of duplicates) await blobs.delete(key);

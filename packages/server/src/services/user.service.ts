@@ -43,7 +43,7 @@ export class UserService {
     const user: UserRow = {
       id: newId(), username, email: input.email ?? null, password_hash: await hashPassword(input.password),
       is_admin: input.isAdmin ? 1 : 0, quota_bytes: input.quotaBytes ?? this.defaultQuotaBytes, used_bytes: 0,
-      root_id: newId(), created_at: now,
+      root_id: newId(), created_at: now, change_seq: 0, changes_pruned_through: 0,
     };
     try {
       await this.deps.db.transaction().execute(async (trx) => {

@@ -5,14 +5,17 @@ import { itemRepository, type ItemRow } from '../repositories/item.repository.ts
 import { userRepository } from '../repositories/user.repository.ts';
 import { versionRepository, type VersionRow } from '../repositories/version.repository.ts';
 import type { Principal, ServiceDeps } from './context.ts';
+import { ChangeLog } from './change-log.ts';
 import type { TreeService } from './tree.service.ts';
 
 export class VersionService {
-  private readonly deps: Pick<ServiceDeps, 'db' | 'clock'>;
+  private readonly deps: Pick<ServiceDeps, 'db' | 'clock' | 'publisher'>;
   private readonly tree: TreeService;
-  constructor(deps: Pick<ServiceDeps, 'db' | 'clock'>, tree: TreeService) {
+  private readonly log: ChangeLog;
+  constructor(deps: Pick<ServiceDeps, 'db' | 'clock' | 'publisher'>, tree: TreeService) {
     this.deps = deps;
     this.tree = tree;
+    this.log = new ChangeLog(deps);
   }
 
   async list(p: Principal, itemId: string): Promise<{ item: ItemRow; versions: VersionRow[] }> {
@@ -30,7 +33,7 @@ export class VersionService {
 
   /** Makes an earlier version current by adding it as the newest version; history is never rewritten. */
   async restore(p: Principal, itemId: string, versionId: string): Promise<ItemRow> {
-    return this.deps.db.transaction().execute(async (trx) => {
+    return this.log.commit(this.deps.db, p.userId, async (trx, record) => {
       const item = await this.tree.getLive(p, itemId, trx);
       const old = await versionRepository.findById(trx, item.id, versionId);
       if (!old) throw new CofferError('NOT_FOUND', 'No such version.');
@@ -41,7 +44,9 @@ export class VersionService {
       if (!(await itemRepository.setContent(trx, item.id, { versionId: id, size: old.size, contentHash: old.content_hash, now, expectedRev: item.rev }))) {
         throw new CofferError('VERSION_CONFLICT');
       }
-      return { ...item, version_id: id, size: old.size, content_hash: old.content_hash, modified_at: now, rev: item.rev + 1 };
+      const updated = { ...item, version_id: id, size: old.size, content_hash: old.content_hash, modified_at: now, rev: item.rev + 1 };
+      await record([{ op: 'update', item: updated }]);
+      return updated;
     });
   }
 }

@@ -24,6 +24,8 @@ interface Ids {
   filePath: string;
   bobRootId: string;
   bobFileId: string;
+  /** A change-feed cursor of alice's drive. */
+  aliceCursor: string;
 }
 
 interface Call {
@@ -72,6 +74,9 @@ const ROUTES: Record<string, RouteSpec> = {
   'GET /api/v1/items/{id}/children': { bob: 404, call: (i) => ({ path: `/api/v1/items/${i.folderId}/children` }) },
   'POST /api/v1/folders': { bob: 404, call: (i) => ({ path: '/api/v1/folders', json: { parentId: i.folderId, name: 'planted' } }) },
   'POST /api/v1/items/{id}/copy': { bob: 404, call: (i) => ({ path: `/api/v1/items/${i.fileId}/copy`, json: { parentId: i.bobRootId } }) },
+  'GET /api/v1/drive': { bob: 200, call: () => ({ path: '/api/v1/drive' }) },
+  // Another drive's cursor cannot be continued: bob is told to resync his own drive, and learns nothing of alice's.
+  'GET /api/v1/changes': { bob: 410, call: (i) => ({ path: `/api/v1/changes?cursor=${i.aliceCursor}` }) },
   'GET /api/v1/trash': { bob: 200, call: () => ({ path: '/api/v1/trash' }) },
   'DELETE /api/v1/trash': { bob: 200, call: () => ({ path: '/api/v1/trash' }) },
   'POST /api/v1/trash/{id}/restore': { bob: 404, call: (i) => ({ path: `/api/v1/trash/${i.trashedId}/restore` }) },
@@ -198,7 +203,7 @@ describe('authorization: every route in the OpenAPI document', () => {
 
     ids = {
       rootId: alice.rootId, folderId: folder.body.id, fileId: v1.body.id, versionId: oldVersion.id, trashedId: trashed.body.id,
-      filePath, bobRootId: bob.rootId, bobFileId: bobFile.body.id,
+      filePath, bobRootId: bob.rootId, bobFileId: bobFile.body.id, aliceCursor: (await alice.json('/api/v1/drive')).body.cursor,
     };
     secrets = [
       alice.rootId, folder.body.id, v1.body.id, oldVersion.id, v2.body.etag.replaceAll('"', ''), trashed.body.id, me.body.id, alice.token,

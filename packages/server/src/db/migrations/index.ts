@@ -1,9 +1,11 @@
 /** Versioned migrations, applied in name order on SQLite and PostgreSQL alike. */
 import type { Migration, MigrationProvider } from 'kysely/migration';
 import * as initial from './0001-initial.ts';
+import * as changeFeed from './0002-change-feed.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
+  '0002-change-feed': changeFeed,
 };
 
 export const migrationProvider: MigrationProvider = {

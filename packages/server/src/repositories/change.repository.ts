@@ -1,0 +1,55 @@
+/** The change feed of each drive (see ChangesTable). */
+import type { Selectable } from 'kysely';
+import type { ChangesTable } from '../db/schema.ts';
+import type { Executor } from './executor.ts';
+import type { ItemRow } from './item.repository.ts';
+
+export type ChangeRow = Selectable<ChangesTable>;
+export type ChangeOp = ChangeRow['op'];
+
+export const changeRepository = {
+  /**
+   * Appends entries for items of one drive, numbering them after the drive's
+   * last change. Must run inside the transaction that made the changes: the
+   * UPDATE of the user row holds the drive's feed lock until commit.
+   */
+  async append(trx: Executor, ownerId: string, entries: { op: ChangeOp; item: ItemRow }[], now: number): Promise<number> {
+    if (!entries.length) return 0;
+    const row = await trx.updateTable('users').set((eb) => ({ change_seq: eb('change_seq', '+', entries.length) }))
+      .where('id', '=', ownerId).returning('change_seq').executeTakeFirstOrThrow();
+    const last = Number(row.change_seq);
+    const rows = entries.map((e, i): ChangeRow => ({
+      owner_id: ownerId, seq: last - entries.length + 1 + i, item_id: e.item.id, op: e.op, kind: e.item.kind,
+      parent_id: e.item.parent_id, name: e.item.name, size: e.item.size, content_hash: e.item.content_hash,
+      version_id: e.item.version_id, rev: e.item.rev, at: now,
+    }));
+    for (let i = 0; i < rows.length; i += 100) await trx.insertInto('changes').values(rows.slice(i, i + 100)).execute();
+    return last;
+  },
+
+  async after(db: Executor, ownerId: string, seq: number, limit: number): Promise<ChangeRow[]> {
+    return db.selectFrom('changes').selectAll().where('owner_id', '=', ownerId).where('seq', '>', seq)
+      .orderBy('seq').limit(limit).execute();
+  },
+
+  async position(db: Executor, ownerId: string): Promise<{ last: number; prunedThrough: number }> {
+    const r = await db.selectFrom('users').select(['change_seq', 'changes_pruned_through']).where('id', '=', ownerId).executeTakeFirstOrThrow();
+    return { last: Number(r.change_seq), prunedThrough: Number(r.changes_pruned_through) };
+  },
+
+  /** Deletes entries older than `cutoff`, drive by drive, remembering how far each drive was pruned. */
+  async pruneOlderThan(db: Executor, cutoff: number): Promise<number> {
+    const drives = await db.selectFrom('changes').select(['owner_id', (eb) => eb.fn.max<number>('seq').as('upto')])
+      .where('at', '<', cutoff).groupBy('owner_id').execute();
+    let n = 0;
+    for (const d of drives) {
+      const upto = Number(d.upto);
+      // Mark first, delete second: a reader never finds a gap that is not announced.
+      await db.updateTable('users').set({ changes_pruned_through: upto }).where('id', '=', d.owner_id)
+        .where('changes_pruned_through', '<', upto).execute();
+      const r = await db.deleteFrom('changes').where('owner_id', '=', d.owner_id).where('seq', '<=', upto).executeTakeFirst();
+      n += Number(r.numDeletedRows);
+    }
+    return n;
+  },
+};
