@@ -13,7 +13,7 @@ const DAY = 86_400_000;
 
 async function put(u: TestUser, path: string, body: string) {
   const res = await u.fetch(`/api/v1/content/${path}`, { method: 'PUT', body });
-  return { status: res.status, body: await res.json() };
+  return { status: res.status, body: (await res.json()) as any };
 }
 
 async function readAll(u: TestUser, cursor: string, limit = 50) {
