@@ -8,7 +8,7 @@
  * once nothing reads it any more (its blob write finished, or it was a duplicate).
  */
 const MIN_CLASS = 1 << 18;
-const POOL_CAP_BYTES = 32 << 20;
+const POOL_CAP_BYTES = 16 << 20;
 const pools = new Map<number, ArrayBuffer[]>();
 let pooledBytes = 0;
 
