@@ -22,7 +22,7 @@ import type { ServiceDeps } from './context.ts';
 import { releaseChunkBuffer } from './chunk-buffers.ts';
 
 /** How many chunk writes one upload keeps in flight (bounds memory to this × CHUNK_MAX). */
-const WRITE_CONCURRENCY = 4;
+const WRITE_CONCURRENCY = 8;
 /** Record new chunks after this many, or after this long, whichever comes first. */
 const FLUSH_EVERY_CHUNKS = 64;
 const FLUSH_EVERY_MS = 30_000;
@@ -58,11 +58,13 @@ export class ChunkWriter {
   private lastFlush: number;
   readonly refs: HashedRef[] = [];
 
-  constructor(deps: ServiceDeps, ownerId: string, leaseMs: number) {
+  /** `uploadId`: an existing lease (an upload session of the chunk protocol) to reference the chunks from; by default one is created at the first flush. */
+  constructor(deps: ServiceDeps, ownerId: string, leaseMs: number, uploadId?: string) {
     this.deps = deps;
     this.ownerId = ownerId;
     this.leaseMs = leaseMs;
     this.lastFlush = deps.clock.now();
+    this.uploadId = uploadId ?? null;
   }
 
   /**
@@ -118,6 +120,16 @@ export class ChunkWriter {
       await uploadRepository.extend(trx, this.uploadId, this.deps.clock.now() + this.leaseMs);
     }
     return duplicates;
+  }
+
+  /**
+   * Waits for every chunk write that was started, even when some failed, and
+   * records the stored ones under the lease: afterwards each chunk that was
+   * written is durable, has its row and is referenced. Rejects only if recording fails.
+   */
+  async settle(): Promise<void> {
+    await Promise.allSettled([...this.known.values()]);
+    await this.flush();
   }
 
   /** Ends the lease (the commit deletes it in its own transaction). */
