@@ -41,7 +41,7 @@ function best(label: string, fn: () => void): number {
     fn();
     bestMs = Math.min(bestMs, performance.now() - t0);
   }
-  console.log(`${label.padEnd(40)} ${rate(size, bestMs)} MiB/s   (best of ${ROUNDS}: ${bestMs.toFixed(0)} ms)`);
+  console.log(`${label.padEnd(44)} ${rate(size, bestMs)} MiB/s   (best of ${ROUNDS}: ${bestMs.toFixed(0)} ms)`);
   return bestMs;
 }
 

@@ -8,11 +8,13 @@
  * Rows (each the median of N runs, each run on a fresh server and data folder):
  *   1 GiB PUT / GET, 10,000 × 4 KiB PUT / GET with curl --parallel-max 4:
  *     coffer (REST API) and rclone serve webdav; the 1 GiB GET also from nginx.
- *   5 GiB PUT to Coffer: server memory growth (VmHWM − RSS before).  [--big, BENCH_5G=1]
+ *   5 GiB PUT to Coffer: server memory growth (VmHWM − RSS before). On by default
+ *     when this run's 1 GiB PUT predicts under a minute for 5 GiB; --big or
+ *     BENCH_5G=1 forces it on, --no-big or BENCH_5G=0 off.
  * See bench/README.md for what is measured and the traps.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir, cpus, totalmem, release } from 'node:os';
+import { tmpdir, cpus, totalmem, release, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -20,8 +22,9 @@ import { fetchRange, runCurl, writeCurlConfig, type Transfer, type TransferResul
 import { GiB, KiB, MiB, readAt, uploadGenerated, writeRandomFile, writeSmallFiles } from './lib/fixtures.ts';
 import { COFFER_CLI, startCoffer, startNginx, startRclone, type PeerName, type Server } from './lib/peers.ts';
 import { killAllOwned, run, syncDisks } from './lib/proc.ts';
-import { beginCost } from './lib/proc-stats.ts';
-import { judgeTargets, renderText, summarise, writeReport, type Cell, type Report, type RowDef, type RowId } from './lib/report.ts';
+import { beginCost, machineBusy } from './lib/proc-stats.ts';
+import { warmPageCache } from './lib/page-cache.ts';
+import { judgeTargets, median, noisyRows, renderText, summarise, writeReport, type Cell, type Report, type RowDef, type RowId } from './lib/report.ts';
 import { ensureTools } from './lib/tools.ts';
 
 const repoRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
@@ -46,7 +49,17 @@ const fileCount = Math.max(1, Math.min(100_000, Number(args.files) || 10_000));
 const bigSize = Math.max(1, Math.min(16 * 1024, Number(args['size-mib']) || 1024)) * MiB;
 const hugeSize = 5 * bigSize; // 5 GiB by default
 const env5g = process.env.BENCH_5G;
-const big = args['no-big'] ? false : args.big ? true : env5g !== undefined ? !['0', 'false', 'no', 'off', ''].includes(env5g.toLowerCase()) : true;
+/** The 5 GiB row: forced on, forced off, or decided from the 1 GiB PUT time ('auto'). */
+const big: 'on' | 'off' | 'auto' = args['no-big']
+  ? 'off'
+  : args.big
+    ? 'on'
+    : env5g !== undefined && env5g !== ''
+      ? ['0', 'false', 'no', 'off'].includes(env5g.toLowerCase())
+        ? 'off'
+        : 'on'
+      : 'auto';
+const AUTO_BIG_LIMIT_S = 60;
 const peers = new Set(args.peers!.split(',').map((p) => p.trim()) as PeerName[]);
 
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
@@ -69,9 +82,14 @@ function cell(row: RowId, peer: PeerName): Cell {
   return c;
 }
 
-/** Times one row on `server`: sync, start the server's CPU/RSS counters, run, record. */
-async function measure(row: RowId, server: Server, runNo: number, work: () => Promise<TransferResult>): Promise<boolean> {
+/**
+ * Times one row on `server`: read `warm` into the page cache (the client's
+ * sources for an upload, the server's data folder for a download), sync, start
+ * the server's CPU/RSS counters, run, record. Only `work` is timed.
+ */
+async function measure(row: RowId, server: Server, runNo: number, warm: readonly string[], work: () => Promise<TransferResult>): Promise<boolean> {
   const c = cell(row, server.name);
+  warmPageCache(warm);
   syncDisks();
   const end = beginCost(server.pid);
   let result: TransferResult;
@@ -112,6 +130,7 @@ async function verifyContent(server: Server, bigFile: string, small: Transfer | 
 // ---- the run ------------------------------------------------------------------
 
 let tmp = '';
+let smallDir = '';
 function cleanup(): void {
   killAllOwned();
   if (tmp && !args.keep) rmSync(tmp, { recursive: true, force: true });
@@ -123,6 +142,11 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.exit(130);
   });
 }
+process.once('uncaughtException', (e) => {
+  log(`unexpected error: ${e.stack ?? e}`);
+  cleanup();
+  process.exit(1);
+});
 const watchdog = setTimeout(() => {
   log(`watchdog: still running after ${WATCHDOG_MS / 60_000} min, giving up`);
   cleanup();
@@ -139,32 +163,42 @@ async function versionOf(cmd: string, argv: string[]): Promise<string> {
   }
 }
 
-async function cofferFsyncDefault(): Promise<string> {
+/** Whether Coffer fsyncs before acknowledging: its `fsync` option's default, else whether the disk blob store calls sync(). */
+async function cofferFsync(): Promise<string> {
   try {
     const mod = (await import(join(repoRoot, 'packages/server/src/config/options.ts'))) as { OPTIONS: { key: string; default: unknown }[] };
     const o = mod.OPTIONS.find((x) => x.key === 'fsync');
-    return o ? String(o.default) : 'unknown';
+    if (o) return `option fsync, default ${String(o.default)}`;
+    const store = readFileSync(join(repoRoot, 'packages/server/src/blobstore/local.blob-store.ts'), 'utf8');
+    return /\.(sync|datasync)\(\)/.test(store) ? 'yes, always (local.blob-store.ts syncs each blob before rename)' : 'no sync() found in local.blob-store.ts';
   } catch {
     return 'unknown';
   }
 }
 
+const BUSY_LIMIT = 0.15;
+const pct = (x: number) => `${(x * 100).toFixed(0)}%`;
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+
 async function main(): Promise<void> {
   const t0 = Date.now();
+  const loadAtStart = load();
+  const busyAtStart = await machineBusy();
   await ensureTools(log);
   if (peers.has('coffer') && !existsSync(join(repoRoot, COFFER_CLI))) {
     log(`${COFFER_CLI} does not exist yet: Coffer rows are skipped`);
     peers.delete('coffer');
   }
   tmp = mkdtempSync(join(tmpdir(), 'coffer-bench-'));
-  log(`temp folder ${tmp}; ${runs} run(s); 5 GiB row ${big && peers.has('coffer') ? 'on' : 'off'}`);
+  log(`temp folder ${tmp}; ${runs} run(s); ${sizeLabel(hugeSize)} row ${peers.has('coffer') ? big : 'off'}`);
 
   const src = join(tmp, 'src');
   const bigFile = join(src, 'big.bin');
+  smallDir = join(tmp, 'small-src');
   log(`writing ${sizeLabel(bigSize)} and ${fileCount} × 4 KiB random source files`);
   mkdirSync(src, { recursive: true });
   writeRandomFile(bigFile, bigSize);
-  const small = writeSmallFiles(join(tmp, 'small-src'), 'small', fileCount, 4 * KiB);
+  const small = writeSmallFiles(smallDir, 'small', fileCount, 4 * KiB);
   const bigT: Transfer[] = [{ path: 'big.bin', file: bigFile, bytes: bigSize }];
 
   const nginx = peers.has('nginx') ? await startNginx(src, join(tmp, 'nginx')) : null;
@@ -177,46 +211,77 @@ async function main(): Promise<void> {
       if (nginx) {
         const cfg = join(tmp, 'nginx-get.curl');
         writeCurlConfig(cfg, nginx, 'GET', bigT);
-        await measure('get-1g', nginx, r, () => runCurl(cfg, 'GET', bigT, { parallel: 1, timeoutMs: 300_000 }));
+        await measure('get-1g', nginx, r, [bigFile], () => runCurl(cfg, 'GET', bigT, { parallel: 1, timeoutMs: 300_000 }));
         if (r === 1) {
           const bad = await verifyContent(nginx, bigFile, null);
           if (bad) cell('get-1g', 'nginx').failures.push(`content check: ${bad}`);
         }
       }
     }
-    if (big && peers.has('coffer')) for (let r = 1; r <= runs; r++) await runHuge(r);
+    if (peers.has('coffer') && bigRowWanted()) for (let r = 1; r <= runs; r++) await runHuge(r);
   } finally {
     await nginx?.stop();
   }
 
+  const busyAtEnd = await machineBusy();
   const sums = summarise(cells);
   const report: Report = {
     date: new Date().toISOString(),
     environment: {
       machine: `${cpus().length} CPUs (${cpus()[0]?.model ?? '?'}), ${(totalmem() / GiB).toFixed(0)} GiB RAM, Linux ${release()}`,
       node: process.version,
-      curl: await versionOf('curl', ['--version']),
+      curl: (await versionOf('curl', ['--version'])).split(' ').slice(0, 2).join(' '),
       rclone: await versionOf('rclone', ['version']),
       nginx: await versionOf('nginx', ['-v']),
-      'coffer fsync before acknowledging (default)': await cofferFsyncDefault(),
+      'coffer fsyncs before acknowledging': await cofferFsync(),
+      'other CPU use before / after the bench (1 s sample)': `${pct(busyAtStart)} / ${pct(busyAtEnd)}`,
+      'load average (1, 5, 15 min) at start / end': `${loadAtStart} / ${load()}`,
+      [`${sizeLabel(hugeSize)} row`]: bigDecision || 'not run',
       'wall time of this bench': `${((Date.now() - t0) / 1000).toFixed(0)} s`,
     },
-    options: { runs, big, peers: [...peers], files: fileCount, bigSize, hugeSize },
+    options: { runs, big, bigDecision, peers: [...peers], files: fileCount, bigSize, hugeSize },
     notes: [
       `Times are medians of ${runs} run(s) of the client (curl) wall time; each run starts a fresh server and data folder. Client and server share the machine's CPUs.`,
       'Coffer time ÷ this: below 1 means Coffer was faster than that server on the row.',
       'server CPU s = utime+stime delta of the server process (and its children) over the row; peak RSS = VmHWM, reset per row via /proc/PID/clear_refs (* = since process start); RSS growth = peak − RSS when the row started.',
+      'Before every timed row the files it reads (the sources of an upload, the server\'s data folder for a download) are read once, untimed, into the page cache: this machine pages out page cache untouched for ~60 s (DAMON).',
       '`sync` runs before every timed row. Uploads land in the page cache; Coffer fsyncs before acknowledging (see environment), rclone serve webdav does not.',
       'curl: keep-alive, `Expect: 100-continue` off for every server; small files with --parallel --parallel-max 4.',
+      'client CPU s = the bench process and the curl runs it reaped during the row; other CPU s = every other busy CPU second on the machine during the row (other programs, kernel threads, hypervisor steal): a gauge of noise.',
+      ...(noisyRows(sums).length
+        ? [`Other work used more than a quarter of a CPU during: ${noisyRows(sums).join(', ')}. Those times are inflated; rerun on a quiet machine to confirm.`]
+        : []),
+      ...(Math.max(busyAtStart, busyAtEnd) > BUSY_LIMIT
+        ? [`The machine was busy with other work (CPU ${pct(busyAtStart)} busy before the bench, ${pct(busyAtEnd)} after): absolute times are inflated and ratios noisier than usual.`]
+        : []),
       ...(peers.has('coffer') ? [] : ['Coffer rows skipped: its server CLI was not found or not selected.']),
     ],
     cells: sums,
-    targets: judgeTargets(sums, MEM_LIMIT_MIB),
+    targets: judgeTargets(sums, MEM_LIMIT_MIB, bigDecision),
   };
   const text = renderText(report);
   process.stdout.write(`\n${text}\n`);
   writeReport(join(repoRoot, 'bench', 'results'), report);
   log(`wrote bench/results/latest.json and latest.md (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
+}
+
+let bigDecision = '';
+/** Whether to run the 5 GiB row; 'auto' predicts its time from Coffer's 1 GiB PUT median in this run. */
+function bigRowWanted(): boolean {
+  if (big !== 'auto') {
+    bigDecision = `forced ${big}`;
+    return big === 'on';
+  }
+  const t = cell('put-1g', 'coffer').samples.map((s) => s.seconds);
+  if (t.length === 0) {
+    bigDecision = 'skipped: no Coffer PUT succeeded to predict its time (--big forces it)';
+    return false;
+  }
+  const predicted = (median(t) * hugeSize) / bigSize;
+  const on = predicted < AUTO_BIG_LIMIT_S;
+  bigDecision = `${on ? 'run' : 'skipped'}: ${predicted.toFixed(0)} s per run predicted from the ${sizeLabel(bigSize)} PUT, limit ${AUTO_BIG_LIMIT_S} s${on ? '' : ' (--big forces it)'}`;
+  log(`${sizeLabel(hugeSize)} row ${bigDecision}`);
+  return on;
 }
 
 /** One server, fresh: 1 GiB PUT, 1 GiB GET, small PUT, small GET. */
@@ -240,10 +305,10 @@ async function runGroup(peer: 'coffer' | 'rclone', r: number, bigFile: string, b
     writeCurlConfig(cfg('get-big'), server, 'GET', bigT);
     writeCurlConfig(cfg('put-small'), server, 'PUT', small);
     writeCurlConfig(cfg('get-small'), server, 'GET', small);
-    await measure('put-1g', server, r, () => runCurl(cfg('put-big'), 'PUT', bigT, { parallel: 1, timeoutMs: 300_000 }));
-    await measure('get-1g', server, r, () => runCurl(cfg('get-big'), 'GET', bigT, { parallel: 1, timeoutMs: 300_000 }));
-    await measure('put-small', server, r, () => runCurl(cfg('put-small'), 'PUT', small, { parallel: 4, timeoutMs: 600_000 }));
-    await measure('get-small', server, r, () => runCurl(cfg('get-small'), 'GET', small, { parallel: 4, timeoutMs: 600_000 }));
+    await measure('put-1g', server, r, [bigFile], () => runCurl(cfg('put-big'), 'PUT', bigT, { parallel: 1, timeoutMs: 300_000 }));
+    await measure('get-1g', server, r, [server.dataDir], () => runCurl(cfg('get-big'), 'GET', bigT, { parallel: 1, timeoutMs: 300_000 }));
+    await measure('put-small', server, r, [smallDir], () => runCurl(cfg('put-small'), 'PUT', small, { parallel: 4, timeoutMs: 600_000 }));
+    await measure('get-small', server, r, [server.dataDir], () => runCurl(cfg('get-small'), 'GET', small, { parallel: 4, timeoutMs: 600_000 }));
     if (r === 1) {
       const bad = await verifyContent(server, bigFile, small[small.length >> 1]);
       if (bad) {
@@ -264,8 +329,8 @@ async function runHuge(r: number): Promise<void> {
   try {
     server = await startCoffer(repoRoot, dataDir, join(tmp, `coffer-huge-r${r}.log`));
     const s = server;
-    await measure('mem-5g', s, r, async () => {
-      const res = await uploadGenerated(s.url('huge.bin'), s.authHeaders, hugeSize, 600_000);
+    await measure('mem-5g', s, r, [], async () => {
+      const res = await uploadGenerated(s.url('huge.bin'), s.authHeaders, hugeSize, 900_000);
       const ok = res.status === 201 || res.status === 200;
       return { ok, seconds: res.seconds, error: ok ? '' : `PUT huge.bin: HTTP ${res.status} ${res.body}`, statuses: { [res.status]: 1 } };
     });

@@ -70,27 +70,27 @@ export function readAt(file: string, offset: number, length: number): Buffer {
  */
 export async function uploadGenerated(url: string, headers: Record<string, string>, size: number, timeoutMs: number): Promise<{ status: number; body: string; seconds: number }> {
   const t0 = performance.now();
+  const zero = Buffer.alloc(MiB);
+  const next = (n: number) => ctr.update(zero.subarray(0, n)); // AES-CTR keystream: fresh bytes, ~0.5–1.5 s/GiB here
   const signal = AbortSignal.timeout(timeoutMs);
   const req = request(url, { method: 'PUT', headers: { ...headers, 'content-length': String(size), 'content-type': 'application/octet-stream' }, signal });
+  let answered = false;
   const response = new Promise<{ status: number; body: string }>((resolve, reject) => {
     req.once('error', reject);
     req.once('response', (res) => {
+      answered = true;
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.length < 64 && chunks.push(c));
       res.once('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8').slice(0, 500) }));
       res.once('error', reject);
     });
   });
-  response.catch(() => {}); // observed below; avoid an unhandled rejection while we are still writing
-  const zero = Buffer.alloc(MiB);
-  let sent = 0;
-  let early = false;
-  void response.then(() => (early = true), () => (early = true));
-  while (sent < size && !early && !req.destroyed) {
+  const settled = response.then(() => {}, () => {}); // also keeps a rejection from going unhandled while we write
+  // A server may answer (e.g. 4xx) before the body is done: stop sending then.
+  for (let sent = 0; sent < size && !answered && !req.destroyed; ) {
     const n = Math.min(MiB, size - sent);
-    const chunk = ctr.update(n === MiB ? zero : zero.subarray(0, n));
     sent += n;
-    if (!req.write(chunk)) await Promise.race([once(req, 'drain'), response.then(() => {}, () => {})]);
+    if (!req.write(next(n))) await Promise.race([once(req, 'drain'), settled]);
   }
   req.end();
   const res = await response;

@@ -16,6 +16,8 @@ export interface Server {
   readonly name: PeerName;
   /** The process whose CPU and memory are reported. */
   readonly pid: number;
+  /** Where it keeps (or, for nginx, serves) its files. */
+  readonly dataDir: string;
   /** URL of a file or folder at `path` (e.g. "small/f00001"). */
   url(path: string): string;
   /** Authentication as curl config-file lines (`header = ...`, `user = ...`). */
@@ -75,6 +77,7 @@ export async function startCoffer(repoRoot: string, dataDir: string, logFile: st
     return {
       name: 'coffer',
       pid: owned.pid,
+      dataDir,
       url: (path) => pathUrl(`${base}/api/v1/content/`, path),
       curlAuth: [`header = "Authorization: Bearer ${token}"`],
       authHeaders,
@@ -119,6 +122,7 @@ export async function startRclone(root: string, logFile: string): Promise<Server
   return {
     name: 'rclone',
     pid: owned.pid,
+    dataDir: root,
     url: (path) => pathUrl(base, path),
     curlAuth: [`user = "${USER}:${PASSWORD}"`],
     authHeaders,
@@ -177,6 +181,7 @@ http {
   return {
     name: 'nginx',
     pid: owned.pid,
+    dataDir: root,
     url: (path) => pathUrl(base, path),
     curlAuth: [],
     authHeaders: {},

@@ -91,8 +91,24 @@ export function resetPeak(pid: number): boolean {
   }
 }
 
+/** CPU seconds all CPUs have spent busy since boot (everything but idle and iowait), from /proc/stat. */
+function machineCpuSeconds(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  return (f.reduce((a, b) => a + b, 0) - f[3] - f[4]) / CLK_TCK;
+}
+
+/** CPU seconds of this process plus its reaped children (the curl runs that finished), not live ones (the servers). */
+function clientCpuSeconds(): number {
+  const f = statFields(process.pid);
+  return f ? (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / CLK_TCK : NaN;
+}
+
 export interface ServerCost {
   cpuSeconds: number;
+  /** CPU of the bench process and the clients it ran and reaped during the row. */
+  clientCpuSeconds: number;
+  /** Busy CPU of everything else on the machine during the row: other work, kernel threads (writeback, softirq). */
+  otherCpuSeconds: number;
   /** RSS when the row started. */
   rssBeforeMiB: number;
   /** Peak RSS during the row (or since start when peakSinceStart). */
@@ -104,11 +120,32 @@ export interface ServerCost {
 export function beginCost(pid: number): () => ServerCost {
   const reset = resetPeak(pid);
   const cpu0 = cpuSeconds(pid);
+  const client0 = clientCpuSeconds();
+  const machine0 = machineCpuSeconds();
   const rss0 = memory(pid).rss;
-  return () => ({
-    cpuSeconds: cpuSeconds(pid) - cpu0,
-    rssBeforeMiB: rss0 / MiB,
-    peakRssMiB: memory(pid).hwm / MiB,
-    peakSinceStart: !reset,
-  });
+  return () => {
+    const server = cpuSeconds(pid) - cpu0;
+    const client = clientCpuSeconds() - client0;
+    return {
+      cpuSeconds: server,
+      clientCpuSeconds: client,
+      otherCpuSeconds: Math.max(0, machineCpuSeconds() - machine0 - server - client), // tick sampling can make it dip below 0
+      rssBeforeMiB: rss0 / MiB,
+      peakRssMiB: memory(pid).hwm / MiB,
+      peakSinceStart: !reset,
+    };
+  };
+}
+
+/** Fraction (0–1) of all CPUs busy over the next `ms` milliseconds, from /proc/stat: a check for other work on the machine. */
+export async function machineBusy(ms = 1_000): Promise<number> {
+  const read = () => {
+    const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] ?? 0); // idle + iowait
+    return { idle, total: f.slice(0, 8).reduce((a, b) => a + b, 0) }; // user..steal, without guest (already in user)
+  };
+  const a = read();
+  await new Promise((r) => setTimeout(r, ms));
+  const b = read();
+  return b.total > a.total ? 1 - (b.idle - a.idle) / (b.total - a.total) : 0;
 }

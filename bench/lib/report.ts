@@ -41,6 +41,9 @@ export interface CellSummary {
   rate: number | null;
   rateUnit: string;
   serverCpuSeconds: number | null;
+  clientCpuSeconds: number | null;
+  /** Busy CPU of everything else on the machine during the row (median): a noise gauge. */
+  otherCpuSeconds: number | null;
   peakRssMiB: number | null;
   rssGrowthMiB: number | null;
   peakSinceStart: boolean;
@@ -78,6 +81,8 @@ export function summarise(cells: readonly Cell[]): CellSummary[] {
       rate: sec ? (c.row.unit === 'bytes' ? c.row.amount / MiB : c.row.amount) / sec.median : null,
       rateUnit: c.row.unit === 'bytes' ? 'MiB/s' : 'files/s',
       serverCpuSeconds: ok ? median(c.samples.map((s) => s.cpuSeconds)) : null,
+      clientCpuSeconds: ok ? median(c.samples.map((s) => s.clientCpuSeconds)) : null,
+      otherCpuSeconds: ok ? median(c.samples.map((s) => s.otherCpuSeconds)) : null,
       peakRssMiB: ok ? Math.max(...c.samples.map((s) => s.peakRssMiB)) : null,
       rssGrowthMiB: ok ? median(c.samples.map((s) => s.peakRssMiB - s.rssBeforeMiB)) : null,
       peakSinceStart: c.samples.some((s) => s.peakSinceStart),
@@ -96,8 +101,13 @@ function find(sums: readonly CellSummary[], row: RowId, peer: PeerName): CellSum
   return sums.find((s) => s.row === row && s.peer === peer && s.ok);
 }
 
+/** Rows during which other work used more than `share` of one CPU: their times are suspect. */
+export function noisyRows(sums: readonly CellSummary[], share = 0.25): string[] {
+  return sums.filter((s) => s.seconds && s.otherCpuSeconds != null && s.otherCpuSeconds > share * s.seconds.median).map((s) => `${s.work} (${s.peer})`);
+}
+
 /** The issue's targets, judged from the medians of this run. */
-export function judgeTargets(sums: readonly CellSummary[], memLimitMiB: number): Target[] {
+export function judgeTargets(sums: readonly CellSummary[], memLimitMiB: number, bigDecision: string): Target[] {
   const ratio = (row: RowId, peer: PeerName) => {
     const c = find(sums, row, 'coffer')?.seconds?.median;
     const p = find(sums, row, peer)?.seconds?.median;
@@ -115,7 +125,7 @@ export function judgeTargets(sums: readonly CellSummary[], memLimitMiB: number):
   const mem = find(sums, 'mem-5g', 'coffer');
   targets.push({
     text: `server memory growth during a 5 GiB upload < ${memLimitMiB} MiB`,
-    measured: mem?.rssGrowthMiB == null ? (sums.some((s) => s.row === 'mem-5g') ? 'failed' : 'not run (--big)') : `${mem.rssGrowthMiB.toFixed(1)} MiB`,
+    measured: mem?.rssGrowthMiB == null ? (sums.some((s) => s.row === 'mem-5g') ? 'failed' : bigDecision.startsWith('skipped') ? 'skipped (see "5 GiB row" below)' : 'not run') : `${mem.rssGrowthMiB.toFixed(1)} MiB`,
     met: mem?.rssGrowthMiB == null ? null : mem.rssGrowthMiB < memLimitMiB,
   });
   return targets;
@@ -132,7 +142,7 @@ function oneLine(s: string): string {
 const f = (n: number | null | undefined, d = 2) => (n == null || !Number.isFinite(n) ? '–' : n.toFixed(d));
 
 function cellRow(s: CellSummary): string[] {
-  if (!s.ok) return [s.work, s.peer, `FAILED: ${oneLine(s.failures[0] ?? 'no run')}`, '', '', '', '', ''];
+  if (!s.ok) return [s.work, s.peer, `FAILED: ${oneLine(s.failures[0] ?? 'no run')}`, '', '', '', '', '', '', ''];
   const sec = s.seconds!;
   return [
     s.work,
@@ -141,12 +151,14 @@ function cellRow(s: CellSummary): string[] {
     `${f(s.rate, 0)} ${s.rateUnit}`,
     s.cofferTimeRatio == null ? '' : `${f(s.cofferTimeRatio)}×`,
     f(s.serverCpuSeconds),
+    f(s.clientCpuSeconds),
+    f(s.otherCpuSeconds),
     f(s.peakRssMiB, 0) + (s.peakSinceStart ? '*' : ''),
     f(s.rssGrowthMiB, 1),
   ];
 }
 
-const HEAD = ['work', 'server', 'time s, median (min–max)', 'rate', 'Coffer time ÷ this', 'server CPU s', 'peak RSS MiB', 'RSS growth MiB'];
+const HEAD = ['work', 'server', 'time s, median (min–max)', 'rate', 'Coffer time ÷ this', 'server CPU s', 'client CPU s', 'other CPU s', 'peak RSS MiB', 'RSS growth MiB'];
 const TARGET_HEAD = ['target', 'measured', 'met'];
 const verdict = (t: Target) => (t.met === null ? '–' : t.met ? 'yes' : 'NO');
 
@@ -176,6 +188,7 @@ export function renderText(r: Report): string {
     textTable([TARGET_HEAD, ...r.targets.map((t) => [t.text, t.measured, verdict(t)])]),
     '',
     ...r.notes.map((n) => `- ${n}`),
+    ...Object.entries(r.environment).map(([k, v]) => `- ${k}: ${v}`),
   ].join('\n');
 }
 
