@@ -11,12 +11,15 @@ import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase, type Sqlit
 import { Migrator } from 'kysely/migration';
 import type { Database } from './schema.ts';
 import { migrationProvider } from './migrations/index.ts';
+import { GroupSync } from './group-sync.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
 
 export interface MetadataDb {
   readonly db: Kysely<Database>;
   readonly dialect: DialectName;
+  /** Resolves once every transaction committed so far is on disk (group commit on SQLite; PostgreSQL commits durably itself). */
+  durable(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -30,6 +33,7 @@ export function isPostgresUrl(url: string | null | undefined): url is string {
 export async function openDatabase(opts: { databaseUrl: string | null; dataDir: string; migrate?: boolean }): Promise<MetadataDb> {
   let db: Kysely<Database>;
   let dialect: DialectName;
+  let groupSync: GroupSync | null = null;
   if (isPostgresUrl(opts.databaseUrl)) {
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10 });
     // An idle connection that the server ends (restart, failover, pg_terminate_backend) is dropped from the
@@ -43,14 +47,22 @@ export async function openDatabase(opts: { databaseUrl: string | null; dataDir: 
     if (!url) mkdirSync(opts.dataDir, { recursive: true });
     const sqlite = new SQLite(file);
     sqlite.pragma('journal_mode = WAL');
-    sqlite.pragma('synchronous = FULL'); // a commit is on disk before we acknowledge it
+    sqlite.pragma('synchronous = NORMAL'); // commits are fsynced by GroupSync before a request is answered
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+    groupSync = new GroupSync(`${file}-wal`);
     dialect = 'sqlite';
   }
   if (opts.migrate !== false) await migrateToLatest(db);
-  return { db, dialect, close: () => db.destroy() };
+  return {
+    db, dialect,
+    durable: () => groupSync?.sync() ?? Promise.resolve(),
+    async close() {
+      await groupSync?.close();
+      await db.destroy(); // SQLite checkpoints and syncs the database file on close
+    },
+  };
 }
 
 export async function migrateToLatest(db: Kysely<Database>): Promise<void> {
