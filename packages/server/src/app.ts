@@ -9,7 +9,7 @@ import type { Config } from './config/options.ts';
 import { openDatabase, type MetadataDb } from './db/open-database.ts';
 import type { BlobStore } from './blobstore/blob-store.ts';
 import { LocalBlobStore } from './blobstore/local.blob-store.ts';
-import { noPublisher, systemClock, type ChangePublisher, type Clock, type ServiceDeps } from './services/context.ts';
+import { noPublisher, systemClock, type ChangePublisher, type Clock, type RevocationPublisher, type ServiceDeps } from './services/context.ts';
 import { TreeService } from './services/tree.service.ts';
 import { UploadService } from './services/upload.service.ts';
 import { DownloadService } from './services/download.service.ts';
@@ -19,9 +19,15 @@ import { TokenAuthService } from './services/token-auth.service.ts';
 import { MaintenanceService } from './services/maintenance.service.ts';
 import { StorageCheckService } from './services/storage-check.service.ts';
 import { ChangeFeedService } from './services/change-feed.service.ts';
+import { UploadSessionService } from './services/upload-session.service.ts';
 import { buildHttpServer } from './http/http-server.ts';
 import { bearerToken, type Authenticator } from './http/auth-hook.ts';
 import { uploadRepository } from './repositories/upload.repository.ts';
+import { changeRepository } from './repositories/change.repository.ts';
+import { isPostgresUrl } from './db/open-database.ts';
+import { PushHub } from './push/push-hub.ts';
+import { LocalBus, type PushBus } from './push/push-bus.ts';
+import { PgNotifyBus } from './push/pg-notify.bus.ts';
 
 export interface Services {
   tree: TreeService;
@@ -33,6 +39,10 @@ export interface Services {
   maintenance: MaintenanceService;
   check: StorageCheckService;
   changes: ChangeFeedService;
+  /** Upload sessions of the chunk protocol. */
+  sessions: UploadSessionService;
+  /** Open push channels of this process (empty in tools that serve no HTTP). */
+  push: PushHub;
 }
 
 export interface Coffer {
@@ -56,7 +66,7 @@ export async function createBlobStore(config: Config): Promise<BlobStore> {
 }
 
 /** Opens storage and builds the services; no network listener (the admin CLI uses this too). */
-export async function createCoffer(config: Config, opts: { clock?: Clock; publisher?: ChangePublisher } = {}): Promise<Coffer> {
+export async function createCoffer(config: Config, opts: { clock?: Clock; publisher?: ChangePublisher; revocations?: RevocationPublisher; push?: PushHub } = {}): Promise<Coffer> {
   const metadata = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: resolve(config.dataDir) });
   const blobs = await createBlobStore(config);
   try {
@@ -65,7 +75,7 @@ export async function createCoffer(config: Config, opts: { clock?: Clock; publis
     await metadata.close();
     throw e;
   }
-  const deps: ServiceDeps = { db: metadata.db, blobs, clock: opts.clock ?? systemClock, publisher: opts.publisher ?? noPublisher };
+  const deps: ServiceDeps = { db: metadata.db, blobs, clock: opts.clock ?? systemClock, publisher: opts.publisher ?? noPublisher, revocations: opts.revocations };
   const tree = new TreeService(deps);
   const services: Services = {
     tree,
@@ -80,6 +90,8 @@ export async function createCoffer(config: Config, opts: { clock?: Clock; publis
     }),
     check: new StorageCheckService(deps),
     changes: new ChangeFeedService(deps),
+    sessions: new UploadSessionService(deps, tree, { maxUploadBytes: config.maxUploadBytes, uploadLeaseMs: config.uploadLeaseSeconds * 1000 }),
+    push: opts.push ?? new PushHub(),
   };
   return {
     config, metadata, blobs, services,
@@ -102,8 +114,23 @@ export interface RunningServer {
  * `close` stops accepting, lets in-flight requests finish, then closes storage.
  */
 export async function startServer(config: Config, opts: { clock?: Clock } = {}): Promise<RunningServer> {
-  const coffer = await createCoffer(config, opts);
+  // Push: one process on SQLite delivers in-process; on PostgreSQL every process LISTENs (docs/architecture.md).
+  const push = new PushHub();
+  const bus: PushBus = isPostgresUrl(config.databaseUrl) ? new PgNotifyBus({ databaseUrl: config.databaseUrl, hub: push }) : new LocalBus(push);
+  const coffer = await createCoffer(config, { ...opts, publisher: bus, revocations: bus, push });
   const { services, metadata } = coffer;
+  if (bus instanceof PgNotifyBus) {
+    bus.resync = async (hub) => {
+      for (const ownerId of hub.owners()) hub.changed(ownerId, (await changeRepository.position(metadata.db, ownerId)).last);
+      for (const credentialKey of hub.credentialKeys()) if (!(await services.auth.isValid(credentialKey))) hub.revoked({ credentialKey });
+    };
+  }
+  try {
+    await bus.start();
+  } catch (e) {
+    await coffer.close();
+    throw e;
+  }
   // A SQLite database has exactly one server process: uploads it did not finish died with the last one.
   if (metadata.dialect === 'sqlite') await uploadRepository.deleteAll(metadata.db);
   await coffer.blobs.cleanupAbandoned();
@@ -114,7 +141,8 @@ export async function startServer(config: Config, opts: { clock?: Clock } = {}):
       return token ? services.auth.authenticate(token) : null;
     },
   };
-  const http = await buildHttpServer(services, authenticator, config);
+  const http = await buildHttpServer(services, authenticator, config, { durable: metadata.durable });
+  bus.logger = http.log;
   await http.listen({ port: config.port, host: config.host });
   const address = http.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
@@ -136,7 +164,8 @@ export async function startServer(config: Config, opts: { clock?: Clock } = {}):
     async close() {
       clearInterval(timer);
       clearTimeout(firstRun);
-      await http.close();
+      await http.close(); // its preClose hook ends the push channels first
+      await bus.close();
       await running;
       await coffer.close();
     },

@@ -17,16 +17,19 @@ import { requestValidatorCompiler } from './validation.ts';
 import { installMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.routes.ts';
 import { changesRoutes } from './routes/changes.routes.ts';
+import { pushRoutes } from './routes/push.routes.ts';
 import { contentRoutes } from './routes/content.routes.ts';
 import { itemsRoutes } from './routes/items.routes.ts';
 import { systemRoutes } from './routes/system.routes.ts';
 import { trashRoutes } from './routes/trash.routes.ts';
 import { versionsRoutes } from './routes/versions.routes.ts';
+import { uploadsRoutes } from './routes/uploads.routes.ts';
 
 export const API_VERSION = '0.1.0';
 
 export async function buildHttpServer(services: Services, authenticator: Authenticator,
-  config: Pick<Config, 'maxJsonBodyBytes' | 'maxHeaderBytes' | 'logLevel'>): Promise<FastifyInstance> {
+  config: Pick<Config, 'maxJsonBodyBytes' | 'maxHeaderBytes' | 'logLevel'>,
+  opts: { durable?: () => Promise<void> } = {}): Promise<FastifyInstance> {
   const app = Fastify({
     logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
     genReqId: () => randomUUID(),
@@ -41,6 +44,9 @@ export async function buildHttpServer(services: Services, authenticator: Authent
   app.setValidatorCompiler(requestValidatorCompiler);
 
   installErrorHandling(app);
+  // A change is acknowledged only once it is on disk (SQLite group commit; see db/group-sync.ts).
+  const durable = opts.durable;
+  if (durable) app.addHook('onSend', async (request) => { if (request.method !== 'GET' && request.method !== 'HEAD') await durable(); });
   app.addSchema(ErrorSchema);
   await app.register(swagger, {
     openapi: {
@@ -54,7 +60,7 @@ export async function buildHttpServer(services: Services, authenticator: Authent
   installAuth(app, authenticator);
   const metrics = installMetrics(app, () => services.upload.active);
 
-  const plugins = [systemRoutes(metrics), authRoutes, itemsRoutes, trashRoutes, versionsRoutes, contentRoutes, changesRoutes];
+  const plugins = [systemRoutes(metrics), authRoutes, itemsRoutes, trashRoutes, versionsRoutes, contentRoutes, uploadsRoutes, changesRoutes, pushRoutes];
   for (const plugin of plugins) await app.register(async (scope) => plugin(scope as never, services));
   return app;
 }

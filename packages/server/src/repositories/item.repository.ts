@@ -109,7 +109,13 @@ export const itemRepository = {
   },
 
   /** Deletes rows for good; children before parents. Versions and manifests go by cascade. */
-  async deleteRows(db: Executor, rowsDeepestFirst: string[]): Promise<void> {
-    for (const id of rowsDeepestFirst) await db.deleteFrom('items').where('id', '=', id).execute();
+  /** Returns the ids this call actually deleted: a concurrent purge of the same rows (another request or process) may have won. */
+  async deleteRows(db: Executor, rowsDeepestFirst: string[]): Promise<Set<string>> {
+    const deleted = new Set<string>();
+    for (const id of rowsDeepestFirst) {
+      const r = await db.deleteFrom('items').where('id', '=', id).executeTakeFirst();
+      if (Number(r.numDeletedRows) > 0) deleted.add(id);
+    }
+    return deleted;
   },
 };

@@ -34,6 +34,12 @@ export class ChangeFeedService {
     return this.encode(await this.instanceId(), p.rootId, last);
   }
 
+  /** The drive's current position, and the cursor that continues from it (what a push channel reports on connect). */
+  async latest(p: Principal): Promise<{ cursor: string; position: number }> {
+    const { last } = await changeRepository.position(this.deps.db, p.userId);
+    return { cursor: this.encode(await this.instanceId(), p.rootId, last), position: last };
+  }
+
   async read(p: Principal, cursor: string, limit: number): Promise<ChangePage> {
     if (cursor === 'latest') return { changes: [], cursor: await this.latestCursor(p), hasMore: false };
     const c = decodeCursor(cursor);

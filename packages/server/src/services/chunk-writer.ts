@@ -11,7 +11,7 @@
  * row, whose references keep the garbage collector off the chunks.
  */
 import { createHash } from 'node:crypto';
-import { CofferError } from '@coffer/protocol';
+import { CHUNK_MAX, CofferError } from '@coffer/protocol';
 import { newGeneration, newId } from '../db/ids.ts';
 import { isForeignKeyViolation } from '../db/errors.ts';
 import { chunkRepository, type ChunkRow } from '../repositories/chunk.repository.ts';
@@ -50,6 +50,9 @@ export class ChunkWriter {
   /** hash → chunk id, for every chunk of this upload already stored or found. */
   private readonly known = new Map<string, Promise<string>>();
   private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly maxInFlight: number;
+  /** Bytes of the chunks in flight: kept under WRITE_CONCURRENCY × CHUNK_MAX whatever maxInFlight is. */
+  private inFlightBytes = 0;
   /** Stored blobs whose rows are not written yet. */
   private unrecorded: ChunkRow[] = [];
   /** Existing chunks this upload uses, not yet referenced from its lease. */
@@ -58,8 +61,13 @@ export class ChunkWriter {
   private lastFlush: number;
   readonly refs: HashedRef[] = [];
 
-  /** `uploadId`: an existing lease (an upload session of the chunk protocol) to reference the chunks from; by default one is created at the first flush. */
-  constructor(deps: ServiceDeps, ownerId: string, leaseMs: number, uploadId?: string) {
+  /**
+   * `uploadId`: an existing lease (an upload session of the chunk protocol) to reference the chunks from; by default one is created at the first flush.
+   * `maxInFlight`: chunk writes kept in flight (default WRITE_CONCURRENCY); in-flight bytes stay under WRITE_CONCURRENCY × CHUNK_MAX
+   * whatever the count, so many small chunks can be written in parallel in the same memory as a few large ones.
+   */
+  constructor(deps: ServiceDeps, ownerId: string, leaseMs: number, uploadId?: string, maxInFlight = WRITE_CONCURRENCY) {
+    this.maxInFlight = maxInFlight;
     this.deps = deps;
     this.ownerId = ownerId;
     this.leaseMs = leaseMs;
@@ -83,9 +91,14 @@ export class ChunkWriter {
       releaseChunkBuffer(data);
     }
     const done: Promise<void> = id.then((chunkId) => { ref.chunkId = chunkId; });
+    const bytes = data.byteLength;
     this.inFlight.add(done);
-    done.then(() => this.inFlight.delete(done), () => this.inFlight.delete(done));
-    if (this.inFlight.size >= WRITE_CONCURRENCY) await Promise.race(this.inFlight);
+    this.inFlightBytes += bytes;
+    const settled = () => { this.inFlight.delete(done); this.inFlightBytes -= bytes; };
+    done.then(settled, settled);
+    while (this.inFlight.size >= this.maxInFlight || (this.inFlight.size > 0 && this.inFlightBytes >= WRITE_CONCURRENCY * CHUNK_MAX)) {
+      await Promise.race(this.inFlight);
+    }
     if (this.unrecorded.length >= FLUSH_EVERY_CHUNKS || this.deps.clock.now() - this.lastFlush > FLUSH_EVERY_MS) await this.flush();
   }
 

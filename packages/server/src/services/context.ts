@@ -12,11 +12,24 @@ export interface ChangePublisher {
 }
 export const noPublisher: ChangePublisher = { published() {} };
 
+/** A credential (a token; later a session) or every credential of a user that stopped being valid. */
+export interface Revocation {
+  credentialKey?: string;
+  userId?: string;
+}
+/** Told after a revocation committed. Push channels authenticated with it close at once, on every process. */
+export interface RevocationPublisher {
+  revoked(r: Revocation): void;
+}
+export const noRevocations: RevocationPublisher = { revoked() {} };
+
 export interface ServiceDeps {
   db: Kysely<Database>;
   blobs: BlobStore;
   clock: Clock;
   publisher: ChangePublisher;
+  /** Absent where nothing listens (tools, unit tests). */
+  revocations?: RevocationPublisher;
 }
 
 /** The authenticated caller, as the auth hook hands it to services. */
@@ -25,4 +38,6 @@ export interface Principal {
   username: string;
   rootId: string;
   isAdmin: boolean;
+  /** Names the credential this request authenticated with (never the secret itself); revoking it closes push channels opened with it. */
+  credentialKey?: string;
 }

@@ -19,8 +19,8 @@ export function hashToken(token: string): string {
 }
 
 export class TokenAuthService {
-  private readonly deps: Pick<ServiceDeps, 'db' | 'clock'>;
-  constructor(deps: Pick<ServiceDeps, 'db' | 'clock'>) {
+  private readonly deps: Pick<ServiceDeps, 'db' | 'clock' | 'revocations'>;
+  constructor(deps: Pick<ServiceDeps, 'db' | 'clock' | 'revocations'>) {
     this.deps = deps;
   }
 
@@ -35,12 +35,21 @@ export class TokenAuthService {
   }
 
   async authenticate(token: string): Promise<Principal | null> {
-    const user = await tokenRepository.findUserByTokenHash(this.deps.db, hashToken(token));
+    const credentialKey = hashToken(token);
+    const user = await tokenRepository.findUserByTokenHash(this.deps.db, credentialKey);
     if (!user) return null;
-    return { userId: user.id, username: user.username, rootId: user.root_id, isAdmin: user.is_admin === 1 };
+    return { userId: user.id, username: user.username, rootId: user.root_id, isAdmin: user.is_admin === 1, credentialKey };
   }
 
   async revoke(token: string): Promise<void> {
-    await tokenRepository.deleteByTokenHash(this.deps.db, hashToken(token));
+    const credentialKey = hashToken(token);
+    await tokenRepository.deleteByTokenHash(this.deps.db, credentialKey);
+    // After the delete committed: open push channels of this token close, on every process.
+    this.deps.revocations?.revoked({ credentialKey });
+  }
+
+  /** Whether a credential key (a token hash) still authenticates; push channels re-check after missing revocations. */
+  async isValid(credentialKey: string): Promise<boolean> {
+    return (await tokenRepository.findUserByTokenHash(this.deps.db, credentialKey)) !== undefined;
   }
 }

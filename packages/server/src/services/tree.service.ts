@@ -246,9 +246,11 @@ export async function purgeBatch(trx: Executor, root: ItemRow): Promise<void> {
   for (const b of below) all.set(b.id, b);
   const depth = depthsBelow(root.id, [...all.values()]);
   const rows = [...all.values()].sort((a, b) => depth.get(b.id)! - depth.get(a.id)!);
-  const bytes = rows.reduce((n, r) => n + (r.kind === 'file' ? r.size : 0), 0);
-  await itemRepository.deleteRows(trx, rows.map((r) => r.id));
-  await userRepository.addUsedBytes(trx, root.owner_id, -bytes);
+  // Only the bytes of rows this transaction deleted: two purges of one batch at once (two "empty trash"
+  // requests, on one process or several) must not both give the bytes back.
+  const deleted = await itemRepository.deleteRows(trx, rows.map((r) => r.id));
+  const bytes = rows.reduce((n, r) => n + (r.kind === 'file' && deleted.has(r.id) ? r.size : 0), 0);
+  if (bytes !== 0) await userRepository.addUsedBytes(trx, root.owner_id, -bytes);
 }
 
 /** How deep each row sits below `rootId`, counting only rows in the set (the root is 0). */

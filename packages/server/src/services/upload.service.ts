@@ -11,9 +11,15 @@ import { isUniqueViolation } from '../db/errors.ts';
 import { itemRepository, type ItemRow } from '../repositories/item.repository.ts';
 import { uploadRepository } from '../repositories/upload.repository.ts';
 import { userRepository } from '../repositories/user.repository.ts';
-import { versionRepository } from '../repositories/version.repository.ts';
+import { versionRepository, type ChunkRef } from '../repositories/version.repository.ts';
+import type { ChangeOp } from '../repositories/change.repository.ts';
+import type { Executor } from '../repositories/executor.ts';
 import { ChunkWriter, manifestHash, mapCollected } from './chunk-writer.ts';
 import { takeChunkBuffer } from './chunk-buffers.ts';
+import { collectYoungGarbage } from './young-gc.ts';
+
+/** See young-gc.ts. */
+const YOUNG_GC_EVERY_BYTES = 8 << 20;
 import type { Principal, ServiceDeps } from './context.ts';
 import { ChangeLog } from './change-log.ts';
 import type { TreeService } from './tree.service.ts';
@@ -70,10 +76,15 @@ export class UploadService {
     this.active++;
     try {
       let total = 0;
+      let collectedAt = 0;
       for await (const chunk of chunkStream(body, undefined, takeChunkBuffer)) {
         total += chunk.byteLength;
         if (this.limits.maxUploadBytes > 0 && total > this.limits.maxUploadBytes) throw new CofferError('PAYLOAD_TOO_LARGE', undefined, { limit: this.limits.maxUploadBytes });
         await writer.add(chunk);
+        if (total - collectedAt >= YOUNG_GC_EVERY_BYTES) {
+          collectedAt = total;
+          collectYoungGarbage();
+        }
       }
       const refs = await writer.finish();
       if (cond.expectedLength !== undefined && total !== cond.expectedLength) {
@@ -112,43 +123,19 @@ export class UploadService {
 
   private async commit(p: Principal, target: UploadTarget, name: string | undefined, cond: UploadConditions, writer: ChunkWriter,
     size: number, contentHash: string): Promise<UploadResult> {
-    const { db, clock, blobs } = this.deps;
+    const { db, blobs } = this.deps;
     let duplicates: string[] = [];
     try {
       const result = await this.log.commit(db, p.userId, async (trx, record) => {
-        const now = clock.now();
-        let existing: ItemRow | undefined;
-        if (target.itemId) {
-          existing = await this.tree.getLive(p, target.itemId, trx);
-        } else {
-          await this.tree.getLiveFolder(p, target.parentId!, trx);
-          existing = await itemRepository.findLiveChild(trx, target.parentId!, name!);
-          if (existing?.kind === 'folder') throw new CofferError('NAME_CONFLICT', 'A folder with this name already exists.', { name });
-        }
-        checkConditions(existing, cond);
-        duplicates = await writer.record(trx);
-        const refs = writer.refs;
-        const versionId = newId();
-        let item: ItemRow;
-        if (existing) {
-          item = { ...existing, version_id: versionId, size, content_hash: contentHash, modified_at: now, rev: existing.rev + 1 };
-          await versionRepository.insert(trx, { id: versionId, item_id: existing.id, owner_id: p.userId, size, content_hash: contentHash, created_at: now }, refs);
-          if (!(await itemRepository.setContent(trx, existing.id, { versionId, size, contentHash, now, expectedRev: existing.rev }))) {
-            throw new CofferError('VERSION_CONFLICT');
-          }
-        } else {
-          item = {
-            id: newId(), owner_id: p.userId, parent_id: target.parentId!, name: name!, kind: 'file', size, content_hash: contentHash,
-            version_id: versionId, rev: 1, created_at: now, modified_at: now, trashed_at: null, trash_batch: null,
-          };
-          await itemRepository.insert(trx, item);
-          await versionRepository.insert(trx, { id: versionId, item_id: item.id, owner_id: p.userId, size, content_hash: contentHash, created_at: now }, refs);
-        }
-        const growth = size - (existing?.size ?? 0);
-        if (!(await userRepository.addUsedBytes(trx, p.userId, growth))) throw new CofferError('QUOTA_EXCEEDED', undefined, { neededBytes: growth });
+        const r = await writeFile(trx, this.deps, this.tree, p, { ...target, name }, cond, {
+          size, contentHash,
+          chunks: async () => {
+            duplicates = await writer.record(trx);
+            return writer.refs;
+          },
+        }, record);
         if (writer.leaseId) await uploadRepository.delete(trx, writer.leaseId);
-        await record([{ op: existing ? 'update' : 'create', item }]);
-        return { item, created: !existing };
+        return r;
       });
       for (const key of duplicates) await blobs.delete(key);
       return result;
@@ -160,7 +147,63 @@ export class UploadService {
   }
 }
 
-function checkConditions(existing: ItemRow | undefined, cond: UploadConditions): void {
+/** The content of one commit: its manifest (resolved once the conditions hold), size and content hash. */
+export interface CommitContent {
+  size: number;
+  contentHash: string;
+  chunks: () => Promise<ChunkRef[]>;
+}
+
+/**
+ * The one way a file's content changes, shared by the streaming upload and
+ * the chunk protocol: inside the caller's transaction, checks the target and
+ * its conditions, then writes version + manifest, item, quota and the
+ * change-feed entry. `target.name` must already be normalized.
+ */
+export async function writeFile(trx: Executor, deps: Pick<ServiceDeps, 'clock'>, tree: TreeService, p: Principal, target: UploadTarget,
+  cond: UploadConditions, content: CommitContent, record: (entries: { op: ChangeOp; item: ItemRow }[]) => Promise<void>,
+  /** Accounts the growth instead of `addUsedBytes` (a batch commit keeps one running total); throws QUOTA_EXCEEDED if it does not fit. */
+  account?: (growth: number) => void): Promise<UploadResult> {
+  const now = deps.clock.now();
+  const { size, contentHash } = content;
+  const name = target.name;
+  let existing: ItemRow | undefined;
+  if (target.itemId) {
+    existing = await tree.getLive(p, target.itemId, trx);
+    if (existing.kind !== 'file') throw new CofferError('NOT_A_FILE');
+  } else {
+    await tree.getLiveFolder(p, target.parentId!, trx);
+    existing = await itemRepository.findLiveChild(trx, target.parentId!, name!);
+    if (existing?.kind === 'folder') throw new CofferError('NAME_CONFLICT', 'A folder with this name already exists.', { name });
+  }
+  checkConditions(existing, cond);
+  const refs = await content.chunks();
+  const versionId = newId();
+  let item: ItemRow;
+  if (existing) {
+    item = { ...existing, version_id: versionId, size, content_hash: contentHash, modified_at: now, rev: existing.rev + 1 };
+    await versionRepository.insert(trx, { id: versionId, item_id: existing.id, owner_id: p.userId, size, content_hash: contentHash, created_at: now }, refs);
+    if (!(await itemRepository.setContent(trx, existing.id, { versionId, size, contentHash, now, expectedRev: existing.rev }))) {
+      // A concurrent commit won between our read and our write (PostgreSQL re-checks the row): tell the loser what is current.
+      const current = await itemRepository.findById(trx, p.userId, existing.id);
+      throw new CofferError('VERSION_CONFLICT', undefined, current ? { currentEtag: contentEtag(current) } : undefined);
+    }
+  } else {
+    item = {
+      id: newId(), owner_id: p.userId, parent_id: target.parentId!, name: name!, kind: 'file', size, content_hash: contentHash,
+      version_id: versionId, rev: 1, created_at: now, modified_at: now, trashed_at: null, trash_batch: null,
+    };
+    await itemRepository.insert(trx, item);
+    await versionRepository.insert(trx, { id: versionId, item_id: item.id, owner_id: p.userId, size, content_hash: contentHash, created_at: now }, refs);
+  }
+  const growth = size - (existing?.size ?? 0);
+  if (account) account(growth);
+  else if (!(await userRepository.addUsedBytes(trx, p.userId, growth))) throw new CofferError('QUOTA_EXCEEDED', undefined, { neededBytes: growth });
+  await record([{ op: existing ? 'update' : 'create', item }]);
+  return { item, created: !existing };
+}
+
+export function checkConditions(existing: ItemRow | undefined, cond: UploadConditions): void {
   if (cond.mustNotExist && existing) {
     throw new CofferError('VERSION_CONFLICT', 'The file already exists.', { currentEtag: contentEtag(existing) });
   }

@@ -26,6 +26,8 @@ interface Ids {
   bobFileId: string;
   /** A change-feed cursor of alice's drive. */
   aliceCursor: string;
+  /** An open upload session (chunk protocol) of alice's. */
+  uploadId: string;
 }
 
 interface Call {
@@ -36,6 +38,8 @@ interface Call {
   bytes?: string;
   /** The call revokes the token it carries: send it with a throwaway one. */
   revokesToken?: boolean;
+  /** The answer is a stream that stays open: read up to the first event, then hang up. */
+  stream?: boolean;
 }
 
 interface RouteSpec {
@@ -75,8 +79,16 @@ const ROUTES: Record<string, RouteSpec> = {
   'POST /api/v1/folders': { bob: 404, call: (i) => ({ path: '/api/v1/folders', json: { parentId: i.folderId, name: 'planted' } }) },
   'POST /api/v1/items/{id}/copy': { bob: 404, call: (i) => ({ path: `/api/v1/items/${i.fileId}/copy`, json: { parentId: i.bobRootId } }) },
   'GET /api/v1/drive': { bob: 200, call: () => ({ path: '/api/v1/drive' }) },
+  'POST /api/v1/uploads': { bob: 201, call: () => ({ path: '/api/v1/uploads' }) },
+  'DELETE /api/v1/uploads/{id}': { bob: 404, call: (i) => ({ path: `/api/v1/uploads/${i.uploadId}` }) },
+  'POST /api/v1/uploads/{id}/missing': { bob: 404, call: (i) => ({ path: `/api/v1/uploads/${i.uploadId}/missing`, json: { hashes: ['0'.repeat(64)] } }) },
+  'PUT /api/v1/uploads/{id}/chunks': { bob: 404, call: (i) => ({ path: `/api/v1/uploads/${i.uploadId}/chunks`, bytes: '\u0000\u0000\u0000\u0001x' }) },
+  'POST /api/v1/uploads/{id}/commit': { bob: 404, call: (i) => ({ path: `/api/v1/uploads/${i.uploadId}/commit`, json: { parentId: i.bobRootId, name: 'planted.txt', chunks: [], size: 0 } }) },
+  'POST /api/v1/uploads/{id}/commit-batch': { bob: 404, call: (i) => ({ path: `/api/v1/uploads/${i.uploadId}/commit-batch`, json: { files: [{ parentId: i.bobRootId, name: 'planted.txt', chunks: [], size: 0 }] } }) },
   // Another drive's cursor cannot be continued: bob is told to resync his own drive, and learns nothing of alice's.
   'GET /api/v1/changes': { bob: 410, call: (i) => ({ path: `/api/v1/changes?cursor=${i.aliceCursor}` }) },
+  // Push names no id: bob gets his own drive's stream.
+  'GET /api/v1/changes/stream': { bob: 200, call: () => ({ path: '/api/v1/changes/stream', stream: true }) },
   'GET /api/v1/trash': { bob: 200, call: () => ({ path: '/api/v1/trash' }) },
   'DELETE /api/v1/trash': { bob: 200, call: () => ({ path: '/api/v1/trash' }) },
   'POST /api/v1/trash/{id}/restore': { bob: 404, call: (i) => ({ path: `/api/v1/trash/${i.trashedId}/restore` }) },
@@ -128,6 +140,28 @@ async function send(url: string, method: string, call: Call, authorization: stri
   } else if (call.bytes !== undefined) {
     headers['content-type'] = 'application/octet-stream';
     body = call.bytes;
+  }
+  if (call.stream) {
+    // An open event stream never ends by itself: take what arrives up to the first event, then abort.
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), 5_000);
+    try {
+      const res = await fetch(url + call.path, { method, headers, signal: abort.signal });
+      let text = '';
+      if (res.body && res.status === 200) {
+        const decoder = new TextDecoder();
+        for await (const chunk of res.body) {
+          text += decoder.decode(chunk, { stream: true });
+          if (text.includes('\n\n')) break;
+        }
+      } else {
+        text = await res.text();
+      }
+      return { status: res.status, text, headers: res.headers };
+    } finally {
+      clearTimeout(timer);
+      abort.abort();
+    }
   }
   const res = await fetch(url + call.path, { method, headers, body });
   return { status: res.status, text: await res.text(), headers: res.headers };
@@ -204,11 +238,13 @@ describe('authorization: every route in the OpenAPI document', () => {
     ids = {
       rootId: alice.rootId, folderId: folder.body.id, fileId: v1.body.id, versionId: oldVersion.id, trashedId: trashed.body.id,
       filePath, bobRootId: bob.rootId, bobFileId: bobFile.body.id, aliceCursor: (await alice.json('/api/v1/drive')).body.cursor,
+      uploadId: (await alice.json('/api/v1/uploads', { method: 'POST' })).body.uploadId,
     };
     secrets = [
       alice.rootId, folder.body.id, v1.body.id, oldVersion.id, v2.body.etag.replaceAll('"', ''), trashed.body.id, me.body.id, alice.token,
       FOLDER_NAME, FILE_NAME, TRASHED_NAME, CONTENT_V1, CONTENT_V2, TRASHED_CONTENT, v2.body.contentHash,
     ];
+    secrets.push(ids.uploadId);
 
     const res = await fetch(`${s.url}/api/openapi.json`);
     assert.equal(res.status, 200);
