@@ -87,7 +87,7 @@ export async function createCoffer(config: Config, opts: { clock?: Clock; publis
     maintenance: new MaintenanceService(deps, {
       trashRetentionDays: config.trashRetentionDays, versionRetentionDays: config.versionRetentionDays,
       maxVersionsPerFile: config.maxVersionsPerFile, gcGraceMs: config.gcGraceSeconds * 1000, changeRetentionDays: config.changeRetentionDays,
-    }),
+    }, metadata.durable),
     check: new StorageCheckService(deps),
     changes: new ChangeFeedService(deps),
     sessions: new UploadSessionService(deps, tree, { maxUploadBytes: config.maxUploadBytes, uploadLeaseMs: config.uploadLeaseSeconds * 1000 }),

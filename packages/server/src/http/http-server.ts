@@ -26,6 +26,7 @@ import { versionsRoutes } from './routes/versions.routes.ts';
 import { uploadsRoutes } from './routes/uploads.routes.ts';
 
 export const API_VERSION = '0.1.0';
+const IDLE_TIMEOUT_MS = 120_000;
 
 export async function buildHttpServer(services: Services, authenticator: Authenticator,
   config: Pick<Config, 'maxJsonBodyBytes' | 'maxHeaderBytes' | 'logLevel'>,
@@ -35,7 +36,9 @@ export async function buildHttpServer(services: Services, authenticator: Authent
     genReqId: () => randomUUID(),
     bodyLimit: config.maxJsonBodyBytes,
     routerOptions: { maxParamLength: 4096 },
-    serverFactory: (handler) => createServer({ maxHeaderSize: config.maxHeaderBytes }, handler),
+    // No cap on a whole request (Node's default 5 minutes would cut off a large upload on a slow link);
+    // instead a connection idle for 2 minutes is closed, so a stalled upload ends (see ChunkWriter.record).
+    serverFactory: (handler) => createServer({ maxHeaderSize: config.maxHeaderBytes, requestTimeout: 0 }, handler).setTimeout(IDLE_TIMEOUT_MS),
     forceCloseConnections: 'idle',
     return503OnClosing: true,
     frameworkErrors: renderFrameworkError,

@@ -9,6 +9,17 @@ export type ChangeOp = ChangeRow['op'];
 
 export const changeRepository = {
   /**
+   * Takes the drive's write lock for the rest of the transaction: every
+   * writer of a drive first updates its user row (a no-op), so checks made
+   * afterwards (ancestors, parent still live, still in the bin) cannot be
+   * invalidated by a concurrent writer before commit. SQLite transactions
+   * are serialized anyway; on PostgreSQL this is the row lock.
+   */
+  async lockDrive(trx: Executor, ownerId: string): Promise<void> {
+    await trx.updateTable('users').set((eb) => ({ change_seq: eb.ref('change_seq') })).where('id', '=', ownerId).execute();
+  },
+
+  /**
    * Appends entries for items of one drive, numbering them after the drive's
    * last change. Must run inside the transaction that made the changes: the
    * UPDATE of the user row holds the drive's feed lock until commit.

@@ -113,7 +113,8 @@ export const itemRepository = {
   async deleteRows(db: Executor, rowsDeepestFirst: string[]): Promise<Set<string>> {
     const deleted = new Set<string>();
     for (const id of rowsDeepestFirst) {
-      const r = await db.deleteFrom('items').where('id', '=', id).executeTakeFirst();
+      // Only items in the bin: a live item is never deleted for good (its parent's delete then fails instead).
+      const r = await db.deleteFrom('items').where('id', '=', id).where('trashed_at', 'is not', null).executeTakeFirst();
       if (Number(r.numDeletedRows) > 0) deleted.add(id);
     }
     return deleted;

@@ -1,5 +1,6 @@
 /** Versions and their chunk manifests. */
 import type { Selectable } from 'kysely';
+import { CofferError } from '@coffer/protocol';
 import type { VersionsTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
 
@@ -31,6 +32,11 @@ export const versionRepository = {
         .select([eb.val(to.id).as('version_id'), 'seq', 'chunk_id', 'offset', 'size'])
         .where('version_id', '=', fromVersionId))
       .execute();
+    // Version pruning does not take the drive lock: if the source vanished between the caller's
+    // read and this copy, the new manifest is short. Refuse rather than commit a truncated file.
+    const copied = await db.selectFrom('version_chunks').select((eb) => eb.fn.coalesce(eb.fn.sum<number>('size'), eb.val(0)).as('bytes'))
+      .where('version_id', '=', to.id).executeTakeFirstOrThrow();
+    if (Number(copied.bytes) !== to.size) throw new CofferError('NOT_FOUND', 'That version was removed meanwhile.');
   },
 
   async findById(db: Executor, itemId: string, versionId: string): Promise<VersionRow | undefined> {

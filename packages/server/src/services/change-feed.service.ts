@@ -51,6 +51,8 @@ export class ChangeFeedService {
     if (c.seq < prunedThrough) throw new CofferError('RESYNC_REQUIRED', undefined, { reason: 'history-expired' });
     if (c.seq > last) throw new CofferError('RESYNC_REQUIRED', undefined, { reason: 'cursor-ahead-of-server' });
     const changes = await changeRepository.after(this.deps.db, p.userId, c.seq, limit);
+    // Positions have no gaps: if the next one is not there, retention pruned it after the check above.
+    if (c.seq < last && changes[0]?.seq !== c.seq + 1) throw new CofferError('RESYNC_REQUIRED', undefined, { reason: 'history-expired' });
     const upto = changes.length ? changes[changes.length - 1].seq : c.seq;
     return { changes, cursor: this.encode(instance, p.rootId, upto), hasMore: upto < last };
   }

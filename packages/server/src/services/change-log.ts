@@ -22,10 +22,16 @@ export class ChangeLog {
     if (seq > 0) this.deps.publisher.published(ownerId, seq);
   }
 
-  /** Runs `work` in a transaction that records changes, then publishes after commit. */
+  /**
+   * Runs `work` in a transaction that holds the drive's write lock from its
+   * first statement and records changes, then publishes after commit.
+   */
   async commit<T>(db: ServiceDeps['db'], ownerId: string, work: (trx: Executor, record: (entries: { op: ChangeOp; item: ItemRow }[]) => Promise<void>) => Promise<T>): Promise<T> {
     let seq = 0;
-    const result = await db.transaction().execute((trx) => work(trx, async (entries) => { seq = await this.record(trx, ownerId, entries); }));
+    const result = await db.transaction().execute(async (trx) => {
+      await changeRepository.lockDrive(trx, ownerId);
+      return work(trx, async (entries) => { seq = await this.record(trx, ownerId, entries); });
+    });
     this.publish(ownerId, seq);
     return result;
   }

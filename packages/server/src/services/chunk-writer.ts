@@ -26,6 +26,14 @@ const WRITE_CONCURRENCY = 8;
 /** Record new chunks after this many, or after this long, whichever comes first. */
 const FLUSH_EVERY_CHUNKS = 64;
 const FLUSH_EVERY_MS = 30_000;
+/**
+ * A blob with no row that is older than this may be removed by the orphan
+ * sweep (MaintenanceService): a writer that died between storing and
+ * recording leaves exactly such blobs.
+ */
+export const ORPHAN_GRACE_MS = 15 * 60_000;
+/** Rows are recorded well before their blob could be swept, or not at all. */
+const RECORD_DEADLINE_MS = ORPHAN_GRACE_MS - 5 * 60_000;
 
 export function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
@@ -118,6 +126,11 @@ export class ChunkWriter {
     const existing = this.unreferenced;
     this.unrecorded = [];
     this.unreferenced = [];
+    // A blob without a row may be swept once ORPHAN_GRACE_MS old: never record one that is getting close.
+    const now = this.deps.clock.now();
+    if (rows.some((r) => now - r.created_at > RECORD_DEADLINE_MS)) {
+      throw new CofferError('STORAGE_UNAVAILABLE', 'Part of this upload waited too long to be recorded and may have been cleaned up; send it again.');
+    }
     const duplicates: string[] = [];
     for (const row of rows) {
       if (!(await chunkRepository.insertIfAbsent(trx, row))) {

@@ -13,14 +13,15 @@ import { uploadRepository } from '../repositories/upload.repository.ts';
 import { versionRepository } from '../repositories/version.repository.ts';
 import type { ServiceDeps } from './context.ts';
 import { purgeBatch } from './tree.service.ts';
+import { ORPHAN_GRACE_MS } from './chunk-writer.ts';
 
 const DAY = 86_400_000;
 /**
- * An upload records its new chunks at least every 30 s (ChunkWriter), so a
- * blob without a row that is younger than this may belong to a live upload.
- * Only an operator who knows no server is running may sweep younger ones.
+ * A blob without a row that is younger than this may belong to a live upload
+ * (ChunkWriter records rows well within it, or fails the upload). Only an
+ * operator who knows no server is running may sweep younger ones.
  */
-export const MIN_ORPHAN_GRACE_MS = 15 * 60_000;
+export const MIN_ORPHAN_GRACE_MS = ORPHAN_GRACE_MS;
 
 export interface RetentionPolicy {
   trashRetentionDays: number;
@@ -43,9 +44,12 @@ export interface MaintenanceReport {
 export class MaintenanceService {
   private readonly deps: ServiceDeps;
   private readonly policy: RetentionPolicy;
-  constructor(deps: ServiceDeps, policy: RetentionPolicy) {
+  private readonly durable: () => Promise<void>;
+  /** `durable` resolves once committed metadata is on disk (see MetadataDb.durable). */
+  constructor(deps: ServiceDeps, policy: RetentionPolicy, durable: () => Promise<void> = async () => {}) {
     this.deps = deps;
     this.policy = policy;
+    this.durable = durable;
   }
 
   async runAll(opts: { graceMs?: number; orphanGraceMs?: number } = {}): Promise<MaintenanceReport> {
@@ -69,7 +73,7 @@ export class MaintenanceService {
     for (;;) {
       const roots = await itemRepository.trashRootsOlderThan(this.deps.db, cutoff, 100);
       if (!roots.length) return n;
-      for (const r of roots) await this.deps.db.transaction().execute((trx) => purgeBatch(trx, r));
+      for (const r of roots) await this.deps.db.transaction().execute((trx) => purgeBatch(trx, r.owner_id, r.id));
       n += roots.length;
     }
   }
@@ -106,19 +110,20 @@ export class MaintenanceService {
     for (;;) {
       const candidates = await chunkRepository.unreferenced(db, cutoff, 500);
       let deletedThisRound = 0;
+      const gone: string[] = [];
       for (const c of candidates) {
-        let deleted = false;
         try {
-          deleted = await chunkRepository.deleteIfUnreferenced(db, c.id);
+          if (await chunkRepository.deleteIfUnreferenced(db, c.id)) gone.push(c.blob_key);
         } catch (e) {
           if (!isForeignKeyViolation(e)) throw e; // referenced meanwhile: keep it
         }
-        if (deleted) {
-          await blobs.delete(c.blob_key);
-          n++;
-          deletedThisRound++;
-        }
       }
+      // The row deletions must be on disk before the blobs go: after a power cut, a row
+      // that came back must still find its blob (a later upload may reuse the row).
+      if (gone.length) await this.durable();
+      for (const key of gone) await blobs.delete(key);
+      n += gone.length;
+      deletedThisRound = gone.length;
       if (candidates.length < 500 || deletedThisRound === 0) return n;
     }
   }

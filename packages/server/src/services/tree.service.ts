@@ -12,6 +12,7 @@ import { userRepository } from '../repositories/user.repository.ts';
 import type { Executor } from '../repositories/executor.ts';
 import type { Principal, ServiceDeps } from './context.ts';
 import { ChangeLog } from './change-log.ts';
+import { changeRepository } from '../repositories/change.repository.ts';
 
 export interface ListOptions { sort: SortKey; order: 'asc' | 'desc'; limit: number; offset: number }
 
@@ -218,7 +219,7 @@ export class TreeService {
   async purge(p: Principal, id: string): Promise<void> {
     await this.deps.db.transaction().execute(async (trx) => {
       const item = await this.getTrashRoot(p, id, trx);
-      await purgeBatch(trx, item);
+      await purgeBatch(trx, p.userId, item.id);
     });
   }
 
@@ -228,7 +229,7 @@ export class TreeService {
       const roots = await itemRepository.listTrashRoots(this.deps.db, p.userId, 100, 0);
       if (!roots.length) return n;
       for (const r of roots) {
-        await this.deps.db.transaction().execute((trx) => purgeBatch(trx, r));
+        await this.deps.db.transaction().execute((trx) => purgeBatch(trx, r.owner_id, r.id));
         n++;
       }
     }
@@ -236,7 +237,11 @@ export class TreeService {
 }
 
 /** Removes a trash batch's rows and gives their bytes back to the owner's quota. */
-export async function purgeBatch(trx: Executor, root: ItemRow): Promise<void> {
+export async function purgeBatch(trx: Executor, ownerId: string, rootId: string): Promise<boolean> {
+  // Under the drive lock, look again: the entry may have been restored or purged since it was listed.
+  await changeRepository.lockDrive(trx, ownerId);
+  const root = await itemRepository.findById(trx, ownerId, rootId);
+  if (!root || root.trashed_at === null || root.trash_batch !== root.id) return false;
   const members = await itemRepository.batchMembers(trx, root.id);
   // Items trashed earlier on their own, below this one, go too: their parent disappears.
   const all = new Map(members.map((m) => [m.id, m]));
@@ -251,6 +256,7 @@ export async function purgeBatch(trx: Executor, root: ItemRow): Promise<void> {
   const deleted = await itemRepository.deleteRows(trx, rows.map((r) => r.id));
   const bytes = rows.reduce((n, r) => n + (r.kind === 'file' && deleted.has(r.id) ? r.size : 0), 0);
   if (bytes !== 0) await userRepository.addUsedBytes(trx, root.owner_id, -bytes);
+  return true;
 }
 
 /** How deep each row sits below `rootId`, counting only rows in the set (the root is 0). */
