@@ -31,8 +31,8 @@ export interface Server {
 }
 
 const STARTUP_TIMEOUT_MS = 30_000;
-const USER = 'alice';
-const PASSWORD = 'correct-horse-battery';
+export const USER = 'alice';
+export const PASSWORD = 'correct-horse-battery';
 
 function pathUrl(base: string, path: string): string {
   return base + path.split('/').map(encodeURIComponent).join('/');
@@ -60,7 +60,8 @@ export async function startCoffer(repoRoot: string, dataDir: string, logFile: st
   if (created.code !== 0) throw new Error(`coffer admin create-user exited ${created.code}:\n${created.stdout}${created.stderr}`.trim());
 
   const port = await freePort();
-  const owned = startOwned(node, [cli, 'server', '--port', String(port), '--host', '127.0.0.1', '--data', dataDir], logFile);
+  // bin/coffer is how users start the server (it sets UV_USE_IO_URING=1, see docs/architecture.md); exec keeps the PID.
+  const owned = startOwned(join(repoRoot, 'bin/coffer'), ['server', '--port', String(port), '--host', '127.0.0.1', '--data', dataDir], logFile);
   const base = `http://127.0.0.1:${port}`;
   try {
     await waitForHttp(`${base}/healthz`, owned, STARTUP_TIMEOUT_MS);

@@ -8,18 +8,26 @@ import { join } from 'node:path';
 import type { PeerName } from './peers.ts';
 import type { ServerCost } from './proc-stats.ts';
 
-export type RowId = 'put-1g' | 'get-1g' | 'put-small' | 'get-small' | 'mem-5g';
+export type RowId = 'put-1g' | 'get-1g' | 'put-small' | 'get-small' | 'mem-5g'
+  | 'sync-first' | 'sync-delta' | 'sync-small' | 'push' | 'feed-write' | 'feed-read';
+
+/** Rows of the sync protocol (`--only sync`). */
+export const SYNC_ROWS: readonly RowId[] = ['sync-first', 'sync-delta', 'sync-small', 'push', 'feed-write', 'feed-read'];
 
 export interface RowDef {
   id: RowId;
   work: string;
   /** What one run moves: bytes, or a number of files. */
   amount: number;
-  unit: 'bytes' | 'files';
+  /** bytes → MiB/s, files → files/s, changes → changes/s, sent → MiB sent, latency → p50/p95 of the pooled latencies. */
+  unit: 'bytes' | 'files' | 'changes' | 'sent' | 'latency';
 }
 
 export interface Sample extends ServerCost {
   seconds: number;
+  /** Row-specific figures (e.g. bytesSent, requests). */
+  extra?: Record<string, number>;
+  latenciesMs?: number[];
 }
 
 export interface Cell {
@@ -40,6 +48,10 @@ export interface CellSummary {
   /** MiB/s for byte rows, files/s for file rows (from the median time). */
   rate: number | null;
   rateUnit: string;
+  /** Sent rows: median request-body bytes (MiB), max over runs. */
+  sentMiB?: { median: number; max: number };
+  /** Latency rows: percentiles over all runs' latencies pooled. */
+  latencyMs?: { p50: number; p95: number; max: number; n: number };
   serverCpuSeconds: number | null;
   clientCpuSeconds: number | null;
   /** Busy CPU of everything else on the machine during the row (median): a noise gauge. */
@@ -64,13 +76,27 @@ export function median(xs: readonly number[]): number {
   return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
+/** Nearest-rank percentile (0 < p ≤ 100). */
+export function percentile(xs: readonly number[], p: number): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+}
+
+const UNIT_LABEL: Record<RowDef['unit'], string> = { bytes: 'MiB/s', files: 'files/s', changes: 'changes/s', sent: 'MiB sent', latency: 'ms' };
+
 export function summarise(cells: readonly Cell[]): CellSummary[] {
   const out = cells.map((c): CellSummary => {
     const ok = c.failures.length === 0 && c.samples.length > 0;
     const t = c.samples.map((s) => s.seconds);
     const sec = ok ? { median: median(t), min: Math.min(...t), max: Math.max(...t) } : null;
     const MiB = 1024 * 1024;
+    const sent = c.samples.map((s) => (s.extra?.bytesSent ?? NaN) / MiB);
+    const lat = c.samples.flatMap((s) => s.latenciesMs ?? []);
+    const unit = c.row.unit;
+    const perSecond = unit === 'bytes' ? c.row.amount / MiB : c.row.amount;
     return {
+      ...(ok && unit === 'sent' ? { sentMiB: { median: median(sent), max: Math.max(...sent) } } : {}),
+      ...(ok && unit === 'latency' && lat.length ? { latencyMs: { p50: percentile(lat, 50), p95: percentile(lat, 95), max: Math.max(...lat), n: lat.length } } : {}),
       work: c.row.work,
       row: c.row.id,
       peer: c.peer,
@@ -78,8 +104,8 @@ export function summarise(cells: readonly Cell[]): CellSummary[] {
       runs: c.samples.length,
       failures: c.failures,
       seconds: sec,
-      rate: sec ? (c.row.unit === 'bytes' ? c.row.amount / MiB : c.row.amount) / sec.median : null,
-      rateUnit: c.row.unit === 'bytes' ? 'MiB/s' : 'files/s',
+      rate: !sec ? null : unit === 'sent' ? median(sent) : unit === 'latency' ? (lat.length ? percentile(lat, 95) : null) : perSecond / sec.median,
+      rateUnit: UNIT_LABEL[unit],
       serverCpuSeconds: ok ? median(c.samples.map((s) => s.cpuSeconds)) : null,
       clientCpuSeconds: ok ? median(c.samples.map((s) => s.clientCpuSeconds)) : null,
       otherCpuSeconds: ok ? median(c.samples.map((s) => s.otherCpuSeconds)) : null,
@@ -107,13 +133,48 @@ export function noisyRows(sums: readonly CellSummary[], share = 0.25): string[] 
 }
 
 /** The issue's targets, judged from the medians of this run. */
-export function judgeTargets(sums: readonly CellSummary[], memLimitMiB: number, bigDecision: string): Target[] {
+export function judgeTargets(sums: readonly CellSummary[], memLimitMiB: number, bigDecision: string, groups: ReadonlySet<string> = new Set(['transfer', 'sync'])): Target[] {
   const ratio = (row: RowId, peer: PeerName) => {
     const c = find(sums, row, 'coffer')?.seconds?.median;
     const p = find(sums, row, peer)?.seconds?.median;
     return c && p ? c / p : null;
   };
   const targets: Target[] = [];
+  if (groups.has('transfer')) transferTargets(targets, sums, ratio, memLimitMiB, bigDecision);
+  if (groups.has('sync')) syncTargets(targets, sums, ratio);
+  return targets;
+}
+
+function syncTargets(targets: Target[], sums: readonly CellSummary[], ratio: (row: RowId, peer: PeerName) => number | null): void {
+  const delta = find(sums, 'sync-delta', 'coffer');
+  targets.push({
+    text: `${delta?.work ?? 're-commit after a 1 MiB change'}: sent < 5 MiB`,
+    measured: delta?.sentMiB ? `${delta.sentMiB.median.toFixed(2)} MiB (max ${delta.sentMiB.max.toFixed(2)}) in ${delta.seconds!.median.toFixed(2)} s` : sums.some((s) => s.row === 'sync-delta') ? 'failed' : 'not run',
+    met: delta?.sentMiB ? delta.sentMiB.max < 5 : null,
+  });
+  const small = ratio('sync-small', 'rclone');
+  const smallRow = sums.find((s) => s.row === 'sync-small');
+  targets.push({
+    text: `${smallRow?.work ?? 'small files through the chunk protocol'}: rate ≥ 5× rclone copy's`,
+    measured: small === null ? (smallRow ? 'failed or peer not run' : 'not run') : `${(1 / small).toFixed(1)}×`,
+    met: small === null ? null : 1 / small >= 5,
+  });
+  const push = find(sums, 'push', 'coffer');
+  targets.push({
+    text: 'push latency (commit answered → `changed` event) p95 < 1 s',
+    measured: push?.latencyMs ? `p50 ${push.latencyMs.p50.toFixed(0)} ms, p95 ${push.latencyMs.p95.toFixed(0)} ms (n = ${push.latencyMs.n})` : sums.some((s) => s.row === 'push') ? 'failed' : 'not run',
+    met: push?.latencyMs ? push.latencyMs.p95 < 1000 : null,
+  });
+  const feed = find(sums, 'feed-read', 'coffer');
+  const feedRow = sums.find((s) => s.row === 'feed-read');
+  targets.push({
+    text: `${feedRow?.work ?? 'feed catch-up'} (no numeric target: reported)`,
+    measured: feed?.rate ? `${feed.rate.toFixed(0)} changes/s (${feed.seconds!.median.toFixed(2)} s)` : feedRow ? 'failed' : 'not run',
+    met: null,
+  });
+}
+
+function transferTargets(targets: Target[], sums: readonly CellSummary[], ratio: (row: RowId, peer: PeerName) => number | null, memLimitMiB: number, bigDecision: string): void {
   const dl = ratio('get-1g', 'nginx');
   targets.push({ text: "1 GiB download time ≤ 1.1× nginx's", measured: dl === null ? 'n/a' : `${dl.toFixed(2)}×`, met: dl === null ? null : dl <= 1.1 });
   const ul = ratio('put-1g', 'rclone');
@@ -128,7 +189,6 @@ export function judgeTargets(sums: readonly CellSummary[], memLimitMiB: number, 
     measured: mem?.rssGrowthMiB == null ? (sums.some((s) => s.row === 'mem-5g') ? 'failed' : bigDecision.startsWith('skipped') ? 'skipped (see "5 GiB row" below)' : 'not run') : `${mem.rssGrowthMiB.toFixed(1)} MiB`,
     met: mem?.rssGrowthMiB == null ? null : mem.rssGrowthMiB < memLimitMiB,
   });
-  return targets;
 }
 
 /** First meaningful line of an error, short enough for a table cell. */
@@ -148,7 +208,7 @@ function cellRow(s: CellSummary): string[] {
     s.work,
     s.peer,
     `${f(sec.median)} (${f(sec.min)}–${f(sec.max)})`,
-    `${f(s.rate, 0)} ${s.rateUnit}`,
+    s.latencyMs ? `p50 ${f(s.latencyMs.p50, 0)} ms, p95 ${f(s.latencyMs.p95, 0)} ms` : s.sentMiB ? `${f(s.sentMiB.median)} MiB sent` : `${f(s.rate, 0)} ${s.rateUnit}`,
     s.cofferTimeRatio == null ? '' : `${f(s.cofferTimeRatio)}×`,
     f(s.serverCpuSeconds),
     f(s.clientCpuSeconds),
