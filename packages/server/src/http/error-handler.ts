@@ -51,6 +51,12 @@ export function installErrorHandling(app: FastifyInstance): void {
       if (known.status >= 500) request.log.warn({ code: known.code }, known.message);
       return sendError(reply, request, known);
     }
+    if (request.raw.destroyed && isClientAbort(err)) {
+      // The client went away mid-request (an upload cut off): nothing to answer, nothing went wrong here.
+      request.log.info({ code: (err as NodeJS.ErrnoException)?.code }, 'client closed the connection mid-request');
+      reply.raw.destroy();
+      return;
+    }
     request.log.error({ err }, 'unhandled error');
     if (reply.sent || reply.raw.headersSent) {
       reply.raw.destroy(); // mid-stream failure: cutting the connection is the only honest signal
@@ -73,4 +79,9 @@ export function renderClientError(err: NodeJS.ErrnoException, socket: import('no
   const { status, message } = ERRORS[code];
   const body = JSON.stringify({ error: { code, message: code === 'BAD_REQUEST' ? 'The request is not valid HTTP.' : message } });
   socket.end(`HTTP/1.1 ${status} ${code.replace(/_/g, ' ')}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
+
+function isClientAbort(err: unknown): boolean {
+  const e = err as NodeJS.ErrnoException;
+  return e?.code === 'ECONNRESET' || e?.code === 'ERR_STREAM_PREMATURE_CLOSE' || e?.message === 'aborted';
 }
