@@ -18,8 +18,6 @@ import { ChunkWriter, manifestHash, mapCollected } from './chunk-writer.ts';
 import { takeChunkBuffer } from './chunk-buffers.ts';
 import { collectYoungGarbage } from './young-gc.ts';
 
-/** Bodies up to this size skip the early checks (see upload()). */
-const PRECHECK_ABOVE_BYTES = 256 * 1024;
 /** See young-gc.ts. */
 const YOUNG_GC_EVERY_BYTES = 8 << 20;
 import type { Principal, ServiceDeps } from './context.ts';
@@ -71,10 +69,9 @@ export class UploadService {
   }
 
   async upload(p: Principal, target: UploadTarget, body: AsyncIterable<Uint8Array>, cond: UploadConditions = {}): Promise<UploadResult> {
+    // Check what can be checked before reading a byte.
     const name = target.name === undefined ? undefined : normalizeName(target.name);
-    // Check what can be checked before reading a byte — worth its queries only when the body is
-    // large: the commit checks all of it again anyway, and small files are most uploads.
-    if (cond.expectedLength === undefined || cond.expectedLength > PRECHECK_ABOVE_BYTES) await this.precheck(p, target, name, cond);
+    await this.precheck(p, target, name, cond);
     const writer = new ChunkWriter(this.deps, p.userId, this.limits.uploadLeaseMs);
     this.active++;
     try {
