@@ -17,6 +17,7 @@
  * - feed:   K changes made with commit-batch of empty files (1000 a request),
  *           then the whole feed read from the cursor taken before, limit=5000.
  */
+import type { CommitFile } from '../../packages/server/src/services/upload-session.service.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { closeSync, copyFileSync, openSync, readFileSync, readSync, writeSync } from 'node:fs';
 import { setImmediate } from 'node:timers/promises';
@@ -98,15 +99,8 @@ function frames(chunks: readonly Uint8Array[]): Buffer {
   return buf;
 }
 
-interface FileCommit {
-  parentId?: string;
-  name?: string;
-  itemId?: string;
-  ifMatch?: string;
-  mustNotExist?: boolean;
-  chunks: string[];
-  size: number;
-}
+/** A file of a commit, as the server defines it. */
+type FileCommit = CommitFile;
 
 interface Item {
   id: string;
