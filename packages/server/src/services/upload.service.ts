@@ -102,15 +102,7 @@ export class UploadService {
     if (cond.expectedLength !== undefined && this.limits.maxUploadBytes > 0 && cond.expectedLength > this.limits.maxUploadBytes) {
       throw new CofferError('PAYLOAD_TOO_LARGE', undefined, { limit: this.limits.maxUploadBytes });
     }
-    let existing: ItemRow | undefined;
-    if (target.itemId) {
-      existing = await this.tree.getLive(p, target.itemId);
-      if (existing.kind !== 'file') throw new CofferError('NOT_A_FILE');
-    } else {
-      await this.tree.getLiveFolder(p, target.parentId!);
-      existing = await itemRepository.findLiveChild(db, target.parentId!, name!);
-      if (existing?.kind === 'folder') throw new CofferError('NAME_CONFLICT', 'A folder with this name already exists.', { name });
-    }
+    const existing = await findTarget(db, this.tree, p, { ...target, name });
     checkConditions(existing, cond);
     if (cond.expectedLength !== undefined) {
       const user = await userRepository.findById(db, p.userId);
@@ -167,15 +159,7 @@ export async function writeFile(trx: Executor, deps: Pick<ServiceDeps, 'clock'>,
   const now = deps.clock.now();
   const { size, contentHash } = content;
   const name = target.name;
-  let existing: ItemRow | undefined;
-  if (target.itemId) {
-    existing = await tree.getLive(p, target.itemId, trx);
-    if (existing.kind !== 'file') throw new CofferError('NOT_A_FILE');
-  } else {
-    await tree.getLiveFolder(p, target.parentId!, trx);
-    existing = await itemRepository.findLiveChild(trx, target.parentId!, name!);
-    if (existing?.kind === 'folder') throw new CofferError('NAME_CONFLICT', 'A folder with this name already exists.', { name });
-  }
+  const existing = await findTarget(trx, tree, p, target);
   checkConditions(existing, cond);
   const refs = await content.chunks();
   const versionId = newId();
@@ -201,6 +185,23 @@ export async function writeFile(trx: Executor, deps: Pick<ServiceDeps, 'clock'>,
   else if (!(await userRepository.addUsedBytes(trx, p.userId, growth))) throw new CofferError('QUOTA_EXCEEDED', undefined, { neededBytes: growth });
   await record([{ op: existing ? 'update' : 'create', item }]);
   return { item, created: !existing };
+}
+
+/**
+ * The file an upload would replace, if any: the item named by id (must be a
+ * live file), or the live child of that name in the live target folder
+ * (a folder of that name is a NAME_CONFLICT). `target.name` must be normalized.
+ */
+async function findTarget(db: Executor, tree: TreeService, p: Principal, target: UploadTarget): Promise<ItemRow | undefined> {
+  if (target.itemId) {
+    const item = await tree.getLive(p, target.itemId, db);
+    if (item.kind !== 'file') throw new CofferError('NOT_A_FILE');
+    return item;
+  }
+  await tree.getLiveFolder(p, target.parentId!, db);
+  const existing = await itemRepository.findLiveChild(db, target.parentId!, target.name!);
+  if (existing?.kind === 'folder') throw new CofferError('NAME_CONFLICT', 'A folder with this name already exists.', { name: target.name });
+  return existing;
 }
 
 export function checkConditions(existing: ItemRow | undefined, cond: UploadConditions): void {
