@@ -61,19 +61,19 @@ export async function startCoffer(repoRoot: string, dataDir: string, logFile: st
 
   const port = await freePort();
   // bin/coffer is how users start the server (it sets UV_USE_IO_URING=1, see docs/architecture.md); exec keeps the PID.
-  const owned = startOwned(join(repoRoot, 'bin/coffer'), ['server', '--port', String(port), '--host', '127.0.0.1', '--data', dataDir], logFile);
+  const owned = startOwned(join(repoRoot, 'bin/coffer'), ['server', '--port', String(port), '--host', '127.0.0.1', '--data', dataDir, '--access-token-seconds', '86400'], logFile);
   const base = `http://127.0.0.1:${port}`;
   try {
     await waitForHttp(`${base}/healthz`, owned, STARTUP_TIMEOUT_MS);
-    const res = await fetch(`${base}/api/v1/auth/token`, {
+    const res = await fetch(`${base}/api/v1/auth/login`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ username: USER, password: PASSWORD }),
+      body: JSON.stringify({ login: USER, password: PASSWORD, client: 'sync', deviceName: 'bench' }),
       signal: AbortSignal.timeout(10_000),
     });
-    const body = await expectStatus(res, [200, 201], 'POST /api/v1/auth/token');
-    const token = (JSON.parse(body) as { token?: unknown }).token;
-    if (typeof token !== 'string' || !token) throw new Error(`POST /api/v1/auth/token: no "token" in ${body.slice(0, 300)}`);
+    const body = await expectStatus(res, [200], 'POST /api/v1/auth/login');
+    const token = (JSON.parse(body) as { accessToken?: unknown }).accessToken;
+    if (typeof token !== 'string' || !token) throw new Error(`POST /api/v1/auth/login: no "accessToken" in ${body.slice(0, 300)}`);
     const authHeaders = { authorization: `Bearer ${token}` };
     return {
       name: 'coffer',

@@ -15,13 +15,23 @@ import { UploadService } from './services/upload.service.ts';
 import { DownloadService } from './services/download.service.ts';
 import { VersionService } from './services/version.service.ts';
 import { UserService } from './services/user.service.ts';
-import { TokenAuthService } from './services/token-auth.service.ts';
+import { AuditService } from './services/accounts/audit.service.ts';
+import { SessionService } from './services/accounts/session.service.ts';
+import { SignInService } from './services/accounts/sign-in.service.ts';
+import { MfaService } from './services/accounts/mfa.service.ts';
+import { PasswordService } from './services/accounts/password.service.ts';
+import { DeviceService } from './services/accounts/device.service.ts';
+import { ThrottleService } from './services/accounts/throttle.service.ts';
+import { AccountNotices } from './services/accounts/account-notices.ts';
+import { pruneAccounts } from './services/accounts/account-maintenance.ts';
+import type { Mailer } from './mail/mailer.ts';
+import { OutboxMailer } from './mail/outbox.mailer.ts';
 import { MaintenanceService } from './services/maintenance.service.ts';
 import { StorageCheckService } from './services/storage-check.service.ts';
 import { ChangeFeedService } from './services/change-feed.service.ts';
 import { UploadSessionService } from './services/upload-session.service.ts';
 import { buildHttpServer } from './http/http-server.ts';
-import { bearerToken, type Authenticator } from './http/auth-hook.ts';
+import { pino, type Logger } from 'pino';
 import { uploadRepository } from './repositories/upload.repository.ts';
 import { changeRepository } from './repositories/change.repository.ts';
 import { isPostgresUrl } from './db/open-database.ts';
@@ -35,12 +45,20 @@ export interface Services {
   download: DownloadService;
   versions: VersionService;
   users: UserService;
-  auth: TokenAuthService;
+  /** Accounts and security (services/accounts/). */
+  sessions: SessionService;
+  signIn: SignInService;
+  mfa: MfaService;
+  passwords: PasswordService;
+  devices: DeviceService;
+  audit: AuditService;
+  throttle: ThrottleService;
+  notices: AccountNotices;
   maintenance: MaintenanceService;
   check: StorageCheckService;
   changes: ChangeFeedService;
   /** Upload sessions of the chunk protocol. */
-  sessions: UploadSessionService;
+  uploadSessions: UploadSessionService;
   /** Open push channels of this process (empty in tools that serve no HTTP). */
   push: PushHub;
 }
@@ -50,7 +68,17 @@ export interface Coffer {
   metadata: MetadataDb;
   blobs: BlobStore;
   services: Services;
+  logger: Logger;
   close(): Promise<void>;
+}
+
+/** SMTP when configured, else .eml files in data/outbox/ (nodemailer is loaded only when needed). */
+export async function createMailer(config: Config, logger: Logger): Promise<Mailer> {
+  if (config.smtpUrl) {
+    const { SmtpMailer } = await import('./mail/smtp.mailer.ts');
+    return new SmtpMailer(config.smtpUrl, config.mailFrom);
+  }
+  return new OutboxMailer(join(resolve(config.dataDir), 'outbox'), config.mailFrom, (msg, fields) => logger.info(fields, msg));
 }
 
 /** S3 is loaded only when configured: the AWS SDK is large, and a bigger heap makes every GC slower. */
@@ -66,7 +94,10 @@ export async function createBlobStore(config: Config): Promise<BlobStore> {
 }
 
 /** Opens storage and builds the services; no network listener (the admin CLI uses this too). */
-export async function createCoffer(config: Config, opts: { clock?: Clock; publisher?: ChangePublisher; revocations?: RevocationPublisher; push?: PushHub } = {}): Promise<Coffer> {
+export async function createCoffer(config: Config, opts: {
+  clock?: Clock; publisher?: ChangePublisher; revocations?: RevocationPublisher; push?: PushHub; logger?: Logger; publicUrl?: () => string;
+} = {}): Promise<Coffer> {
+  const logger = opts.logger ?? pino({ level: config.logLevel });
   const metadata = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: resolve(config.dataDir) });
   const blobs = await createBlobStore(config);
   try {
@@ -77,25 +108,41 @@ export async function createCoffer(config: Config, opts: { clock?: Clock; publis
   }
   const deps: ServiceDeps = { db: metadata.db, blobs, clock: opts.clock ?? systemClock, publisher: opts.publisher ?? noPublisher, revocations: opts.revocations };
   const tree = new TreeService(deps);
+  const users = new UserService(deps, config.defaultQuotaBytes);
+  const logError = (msg: string) => (err: unknown) => logger.error({ err }, msg);
+  const audit = new AuditService(deps, logError('audit event not recorded'));
+  const sessions = new SessionService(deps, {
+    publicIdleMs: config.sessionIdleMinutes * 60_000, rememberIdleMs: config.rememberIdleDays * 86_400_000,
+    clientIdleMs: config.clientIdleDays * 86_400_000, accessTokenMs: config.accessTokenSeconds * 1000,
+  }, audit);
+  const mailer = await createMailer(config, logger);
+  const notices = new AccountNotices(mailer, opts.publicUrl ?? (() => config.publicUrl ?? `http://${config.host}:${config.port}`), logError('mail not sent'));
+  const throttle = new ThrottleService(deps);
+  const mfa = new MfaService(deps, audit);
   const services: Services = {
     tree,
     upload: new UploadService(deps, tree, { maxUploadBytes: config.maxUploadBytes, uploadLeaseMs: config.uploadLeaseSeconds * 1000 }),
     download: new DownloadService(deps),
     versions: new VersionService(deps, tree),
-    users: new UserService(deps, config.defaultQuotaBytes),
-    auth: new TokenAuthService(deps),
+    users, sessions, mfa, audit, throttle, notices,
+    signIn: new SignInService(deps, { users, sessions, mfa, throttle, audit, notices }, { require2fa: config.require2fa, allowSignup: config.allowSignup }),
+    passwords: new PasswordService(deps, { users, sessions, throttle, audit, notices }, logError('password reset request failed')),
+    devices: new DeviceService(deps, sessions, audit),
     maintenance: new MaintenanceService(deps, {
       trashRetentionDays: config.trashRetentionDays, versionRetentionDays: config.versionRetentionDays,
       maxVersionsPerFile: config.maxVersionsPerFile, gcGraceMs: config.gcGraceSeconds * 1000, changeRetentionDays: config.changeRetentionDays,
     }, metadata.durable),
     check: new StorageCheckService(deps),
     changes: new ChangeFeedService(deps),
-    sessions: new UploadSessionService(deps, tree, { maxUploadBytes: config.maxUploadBytes, uploadLeaseMs: config.uploadLeaseSeconds * 1000 }),
+    uploadSessions: new UploadSessionService(deps, tree, { maxUploadBytes: config.maxUploadBytes, uploadLeaseMs: config.uploadLeaseSeconds * 1000 }),
     push: opts.push ?? new PushHub(),
   };
   return {
-    config, metadata, blobs, services,
+    config, metadata, blobs, services, logger,
     async close() {
+      await services.passwords.settled();
+      await notices.settled();
+      await mailer.close();
       await blobs.close();
       await metadata.close();
     },
@@ -116,13 +163,15 @@ export interface RunningServer {
 export async function startServer(config: Config, opts: { clock?: Clock } = {}): Promise<RunningServer> {
   // Push: one process on SQLite delivers in-process; on PostgreSQL every process LISTENs (docs/architecture.md).
   const push = new PushHub();
+  const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'] });
+  let publicUrl = config.publicUrl;
   const bus: PushBus = isPostgresUrl(config.databaseUrl) ? new PgNotifyBus({ databaseUrl: config.databaseUrl, hub: push }) : new LocalBus(push);
-  const coffer = await createCoffer(config, { ...opts, publisher: bus, revocations: bus, push });
+  const coffer = await createCoffer(config, { ...opts, publisher: bus, revocations: bus, push, logger, publicUrl: () => publicUrl ?? `http://${config.host}:${config.port}` });
   const { services, metadata } = coffer;
   if (bus instanceof PgNotifyBus) {
     bus.resync = async (hub) => {
       for (const ownerId of hub.owners()) hub.changed(ownerId, (await changeRepository.position(metadata.db, ownerId)).last);
-      for (const credentialKey of hub.credentialKeys()) if (!(await services.auth.isValid(credentialKey))) hub.revoked({ credentialKey });
+      for (const credentialKey of hub.credentialKeys()) if (!(await services.sessions.isValid(credentialKey))) hub.revoked({ credentialKey });
     };
   }
   try {
@@ -135,21 +184,18 @@ export async function startServer(config: Config, opts: { clock?: Clock } = {}):
   if (metadata.dialect === 'sqlite') await uploadRepository.deleteAll(metadata.db);
   await coffer.blobs.cleanupAbandoned();
 
-  const authenticator: Authenticator = {
-    async authenticate(req) {
-      const token = bearerToken(req);
-      return token ? services.auth.authenticate(token) : null;
-    },
-  };
-  const http = await buildHttpServer(services, authenticator, config, { durable: metadata.durable });
+  const http = await buildHttpServer(services, services.sessions, config, { durable: metadata.durable, logger });
   bus.logger = http.log;
   await http.listen({ port: config.port, host: config.host });
   const address = http.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  publicUrl ??= url;
 
   let running: Promise<unknown> | null = null;
   const runJobs = () => {
     running ??= services.maintenance.runAll()
+      .then(async (r) => ({ ...r, ...(await pruneAccounts(metadata.db, services.sessions, (opts.clock ?? systemClock).now())) }))
       .then((r) => http.log.info({ maintenance: r }, 'maintenance done'))
       .catch((err) => http.log.error({ err }, 'maintenance failed'))
       .finally(() => { running = null; });
@@ -160,7 +206,7 @@ export async function startServer(config: Config, opts: { clock?: Clock } = {}):
   firstRun.unref();
 
   return {
-    coffer, http, url: `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`,
+    coffer, http, url,
     async close() {
       clearInterval(timer);
       clearTimeout(firstRun);

@@ -37,6 +37,16 @@ export const OPTIONS = [
   { key: 'jobIntervalSeconds', flag: '--job-interval', env: 'COFFER_JOB_INTERVAL_SECONDS', type: 'integer', default: 3600, help: 'seconds between maintenance runs (trash, versions, garbage collection)' },
   { key: 'gcGraceSeconds', flag: '--gc-grace', env: 'COFFER_GC_GRACE_SECONDS', type: 'integer', default: 3600, help: 'unreferenced chunks younger than this are never collected' },
   { key: 'uploadLeaseSeconds', flag: '--upload-lease', env: 'COFFER_UPLOAD_LEASE_SECONDS', type: 'integer', default: 900, help: 'an upload with no progress for this long is abandoned' },
+  { key: 'publicUrl', flag: '--public-url', env: 'COFFER_PUBLIC_URL', type: 'string', default: null, help: 'the address users reach this server at, for links in e-mails (default: http://host:port)' },
+  { key: 'trustProxy', flag: '--trust-proxy', env: 'COFFER_TRUST_PROXY', type: 'boolean', default: false, help: 'behind a reverse proxy: take the client IP and HTTPS from X-Forwarded-* headers' },
+  { key: 'allowSignup', flag: '--allow-signup', env: 'COFFER_ALLOW_SIGNUP', type: 'boolean', default: false, help: 'anyone may create an account (otherwise only an admin creates them)' },
+  { key: 'require2fa', flag: '--require-2fa', env: 'COFFER_REQUIRE_2FA', type: 'boolean', default: false, help: 'every user must turn on two-factor authentication before using the account' },
+  { key: 'sessionIdleMinutes', flag: '--session-idle-minutes', env: 'COFFER_SESSION_IDLE_MINUTES', type: 'integer', default: 30, help: 'a browser session without "keep me signed in" ends after this many idle minutes' },
+  { key: 'rememberIdleDays', flag: '--remember-idle-days', env: 'COFFER_REMEMBER_IDLE_DAYS', type: 'integer', default: 30, help: 'a "keep me signed in" browser session ends after this many idle days' },
+  { key: 'clientIdleDays', flag: '--client-idle-days', env: 'COFFER_CLIENT_IDLE_DAYS', type: 'integer', default: 90, help: 'a sync client session ends after this many days without contact' },
+  { key: 'accessTokenSeconds', flag: '--access-token-seconds', env: 'COFFER_ACCESS_TOKEN_SECONDS', type: 'integer', default: 900, help: 'lifetime of a sync client access token (renewed with its refresh token)' },
+  { key: 'smtpUrl', flag: '--smtp-url', env: 'COFFER_SMTP_URL', type: 'string', default: null, help: 'SMTP server for mail, smtp://user:pass@host:port (smtps:// for TLS); without it mail is written to data/outbox/', secret: true },
+  { key: 'mailFrom', flag: '--mail-from', env: 'COFFER_MAIL_FROM', type: 'string', default: 'Coffer <coffer@localhost>', help: 'sender address of mail from this server' },
   { key: 'logLevel', flag: '--log-level', env: 'COFFER_LOG_LEVEL', type: 'string', default: 'info', help: 'log level: fatal, error, warn, info, debug, trace, silent' },
 ] as const satisfies readonly OptionSpec[];
 

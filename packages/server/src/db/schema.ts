@@ -20,15 +20,130 @@ export interface UsersTable {
   change_seq: number;
   /** Changes up to this number were deleted by retention. */
   changes_pruned_through: number;
+  /** Base32 TOTP secret while two-factor is on (it must be readable to check codes, so it cannot be hashed). */
+  totp_secret: string | null;
+  /** A secret offered by setup, waiting for its first code. */
+  totp_pending_secret: string | null;
+  /** The last TOTP time step accepted: a code of that step or earlier is a replay. */
+  totp_last_step: number | null;
+  password_changed_at: number | null;
 }
 
-/** Stand-in bearer tokens until the accounts issue replaces them; only the SHA-256 of a token is stored. */
-export interface ApiTokensTable {
+export type DeviceKind = 'browser' | 'sync' | 'app_password';
+
+/**
+ * Something signed in to an account: a browser, a sync client, or an app
+ * password. A device that signs in again presents its device key and keeps
+ * its record. A wipe, once requested, stays pending until the device
+ * confirms it, whatever happens to its sessions meanwhile.
+ */
+export interface DevicesTable {
   id: string;
   user_id: string;
-  token_hash: string;
   name: string;
+  kind: DeviceKind;
+  platform: string | null;
+  user_agent: string | null;
+  ip: string | null;
+  /** SHA-256 of the device key the device presents when it signs in again. */
+  device_key_hash: string | null;
   created_at: number;
+  last_seen_at: number;
+  /** Local changes not yet uploaded, as the device last reported. */
+  pending_changes: number | null;
+  pending_reported_at: number | null;
+  wipe_requested_at: number | null;
+  wipe_fetched_at: number | null;
+  wipe_confirmed_at: number | null;
+  /** The device's JSON report: what it removed and what it kept. */
+  wipe_report: string | null;
+}
+
+export type SessionKind = 'cookie' | 'bearer' | 'app_password';
+
+/**
+ * One sign-in. It ends when revoked, or when idle for `idle_timeout_ms`
+ * (short for a public computer, longer when "keep me signed in" was
+ * chosen). `last_seen_at` is written at most once a minute, not per request.
+ */
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  device_id: string;
+  kind: SessionKind;
+  /** 1 when "keep me signed in" was chosen (or for sync clients and app passwords). */
+  persistent: number;
+  idle_timeout_ms: number;
+  /** 2FA is required by the admin and the user has none yet: only enrollment is allowed. */
+  mfa_enrollment_required: number;
+  ip: string | null;
+  user_agent: string | null;
+  created_at: number;
+  last_seen_at: number;
+  revoked_at: number | null;
+  revoked_reason: string | null;
+}
+
+export type CredentialKind = 'cookie' | 'access' | 'refresh' | 'app_password';
+
+/**
+ * A secret that authenticates a session, stored as its SHA-256. A session
+ * has several over its life: the access and refresh tokens rotate; a refresh
+ * token is used once (`used_at`), and a second use revokes the session.
+ */
+export interface CredentialsTable {
+  hash: string;
+  session_id: string;
+  kind: CredentialKind;
+  created_at: number;
+  expires_at: number | null;
+  used_at: number | null;
+}
+
+/** A sign-in that passed the password and waits for its second factor. `request` is the sign-in's JSON. */
+export interface LoginChallengesTable {
+  hash: string;
+  user_id: string;
+  request: string;
+  created_at: number;
+  expires_at: number;
+}
+
+export interface RecoveryCodesTable {
+  id: string;
+  user_id: string;
+  code_hash: string;
+  created_at: number;
+  used_at: number | null;
+}
+
+export interface PasswordResetsTable {
+  token_hash: string;
+  user_id: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+/** Failed attempts per key (an account or an IP, per kind of attempt), shared by every server process. */
+export interface ThrottleTable {
+  key: string;
+  failures: number;
+  last_failure_at: number;
+  blocked_until: number;
+}
+
+/** A security event. `detail` is JSON. */
+export interface AuditEventsTable {
+  id: string;
+  user_id: string | null;
+  at: number;
+  type: string;
+  device_id: string | null;
+  session_id: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  detail: string | null;
 }
 
 /**
@@ -128,7 +243,14 @@ export interface ServerInfoTable {
 
 export interface Database {
   users: UsersTable;
-  api_tokens: ApiTokensTable;
+  devices: DevicesTable;
+  sessions: SessionsTable;
+  credentials: CredentialsTable;
+  login_challenges: LoginChallengesTable;
+  recovery_codes: RecoveryCodesTable;
+  password_resets: PasswordResetsTable;
+  throttle: ThrottleTable;
+  audit_events: AuditEventsTable;
   items: ItemsTable;
   versions: VersionsTable;
   version_chunks: VersionChunksTable;

@@ -5,8 +5,10 @@
  */
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
+import cookie from '@fastify/cookie';
+import type { Logger } from 'pino';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ErrorSchema } from '@coffer/protocol';
 import type { Services } from '../app.ts';
@@ -16,6 +18,8 @@ import { installErrorHandling, renderClientError, renderFrameworkError } from '.
 import { requestValidatorCompiler } from './validation.ts';
 import { installMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.routes.ts';
+import { accountRoutes } from './routes/account.routes.ts';
+import { devicesRoutes } from './routes/devices.routes.ts';
 import { changesRoutes } from './routes/changes.routes.ts';
 import { pushRoutes } from './routes/push.routes.ts';
 import { contentRoutes } from './routes/content.routes.ts';
@@ -29,10 +33,11 @@ export const API_VERSION = '0.1.0';
 const IDLE_TIMEOUT_MS = 120_000;
 
 export async function buildHttpServer(services: Services, authenticator: Authenticator,
-  config: Pick<Config, 'maxJsonBodyBytes' | 'maxHeaderBytes' | 'logLevel'>,
-  opts: { durable?: () => Promise<void> } = {}): Promise<FastifyInstance> {
+  config: Pick<Config, 'maxJsonBodyBytes' | 'maxHeaderBytes' | 'logLevel' | 'trustProxy'>,
+  opts: { durable?: () => Promise<void>; logger?: Logger } = {}): Promise<FastifyInstance> {
   const app = Fastify({
-    logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] },
+    ...(opts.logger ? { loggerInstance: opts.logger as unknown as FastifyBaseLogger } : { logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] } }),
+    trustProxy: config.trustProxy,
     genReqId: () => randomUUID(),
     bodyLimit: config.maxJsonBodyBytes,
     routerOptions: { maxParamLength: 4096 },
@@ -55,15 +60,22 @@ export async function buildHttpServer(services: Services, authenticator: Authent
     openapi: {
       openapi: '3.1.0',
       info: { title: 'Coffer API', version: API_VERSION, description: 'Self-hosted cloud drive. Errors are `{ error: { code, message } }` with stable codes.' },
-      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
-      security: [{ bearer: [] }],
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'Access token from POST /api/v1/auth/login (client: sync)' },
+          cookie: { type: 'apiKey', in: 'cookie', name: 'coffer_session', description: 'Browser session; state-changing requests also need X-CSRF-Token' },
+          appPassword: { type: 'http', scheme: 'basic', description: 'username and an app password' },
+        },
+      },
+      security: [{ bearer: [] }, { cookie: [] }, { appPassword: [] }],
     },
     refResolver: { buildLocalReference: (json, _baseUri, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
+  await app.register(cookie);
   installAuth(app, authenticator);
   const metrics = installMetrics(app, () => services.upload.active);
 
-  const plugins = [systemRoutes(metrics), authRoutes, itemsRoutes, trashRoutes, versionsRoutes, contentRoutes, uploadsRoutes, changesRoutes, pushRoutes];
+  const plugins = [systemRoutes(metrics), authRoutes, accountRoutes, devicesRoutes, itemsRoutes, trashRoutes, versionsRoutes, contentRoutes, uploadsRoutes, changesRoutes, pushRoutes];
   for (const plugin of plugins) await app.register(async (scope) => plugin(scope as never, services));
   return app;
 }

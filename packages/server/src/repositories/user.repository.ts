@@ -15,12 +15,18 @@ export const userRepository = {
   async findByUsername(db: Executor, username: string): Promise<UserRow | undefined> {
     return db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();
   },
+  async findByEmail(db: Executor, email: string): Promise<UserRow | undefined> {
+    return db.selectFrom('users').selectAll().where('email', '=', email).executeTakeFirst();
+  },
   async list(db: Executor): Promise<UserRow[]> {
     return db.selectFrom('users').selectAll().orderBy('username').execute();
   },
-  async setPasswordHash(db: Executor, id: string, hash: string): Promise<boolean> {
-    const r = await db.updateTable('users').set({ password_hash: hash }).where('id', '=', id).executeTakeFirst();
+  async setPasswordHash(db: Executor, id: string, hash: string, now: number): Promise<boolean> {
+    const r = await db.updateTable('users').set({ password_hash: hash, password_changed_at: now }).where('id', '=', id).executeTakeFirst();
     return r.numUpdatedRows > 0n;
+  },
+  async update(db: Executor, id: string, set: Partial<Omit<UserRow, 'id'>>): Promise<void> {
+    await db.updateTable('users').set(set).where('id', '=', id).execute();
   },
   async setQuota(db: Executor, id: string, quotaBytes: number): Promise<void> {
     await db.updateTable('users').set({ quota_bytes: quotaBytes }).where('id', '=', id).execute();

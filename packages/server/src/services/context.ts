@@ -32,12 +32,23 @@ export interface ServiceDeps {
   revocations?: RevocationPublisher;
 }
 
+/**
+ * What a restricted session may still do: a device marked for wipe may only
+ * fetch and confirm the wipe; a user who must turn on 2FA may only do that.
+ */
+export type Restriction = 'wipe' | 'mfa-enrollment';
+
 /** The authenticated caller, as the auth hook hands it to services. */
 export interface Principal {
   userId: string;
   username: string;
   rootId: string;
   isAdmin: boolean;
-  /** Names the credential this request authenticated with (never the secret itself); revoking it closes push channels opened with it. */
+  /** Names the credential this request authenticated with (the session id, never a secret); revoking it closes push channels opened with it. */
   credentialKey?: string;
+  sessionId?: string;
+  deviceId?: string;
+  /** How the request authenticated: a browser cookie, a bearer access token, or an app password over basic auth. */
+  via?: 'cookie' | 'bearer' | 'basic';
+  restriction?: Restriction;
 }

@@ -24,8 +24,8 @@ function assertCleanFailure(r: CliResult, message: RegExp): void {
 }
 
 async function signIn(url: string, username: string, password: string): Promise<number> {
-  const res = await fetch(`${url}/api/v1/auth/token`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }), signal: AbortSignal.timeout(15_000),
+  const res = await fetch(`${url}/api/v1/auth/login`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ login: username, password }), signal: AbortSignal.timeout(15_000),
   });
   await res.arrayBuffer();
   return res.status;
@@ -111,7 +111,7 @@ describe('coffer admin CLI', () => {
 
   it('reset-password: the new password signs in on a server on the same data, the old one no longer does', async () => {
     assert.equal(batch.reset.code, 0, batch.reset.stderr);
-    assert.equal(batch.reset.stdout, 'password of alice changed\n');
+    assert.equal(batch.reset.stdout, 'password of alice changed; 0 session(s) signed out\n');
     server = await spawnServer(storage);
     assert.equal(await signIn(server.url, 'alice', ALICE_NEW_PASSWORD), 200);
     assert.equal(await signIn(server.url, 'alice', ALICE_PASSWORD), 401);

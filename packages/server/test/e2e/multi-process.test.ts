@@ -170,7 +170,7 @@ describe('several coffer server processes on one PostgreSQL and one S3 bucket', 
     const survivor = await stream(b.url, tokenB);
     assert.equal((await call(b.url, token, 'GET', '/api/v1/me')).status, 200);
     const t0 = performance.now();
-    assert.equal((await call(a.url, token, 'DELETE', '/api/v1/auth/token')).status, 204);
+    assert.equal((await call(a.url, token, 'POST', '/api/v1/auth/logout')).status, 204);
     const next = await call(b.url, token, 'GET', '/api/v1/me');
     assert.equal(next.status, 401);
     assert.equal(next.body.error.code, 'UNAUTHENTICATED');
@@ -315,7 +315,7 @@ describe('several coffer server processes on one PostgreSQL and one S3 bucket', 
       const from = listener.events.length;
       const t0 = performance.now();
       assert.equal((await put(a.url, tokenA, 'while-deaf.txt', Buffer.from('nobody listened'))).status, 201);
-      assert.equal((await call(a.url, token, 'DELETE', '/api/v1/auth/token')).status, 204);
+      assert.equal((await call(a.url, token, 'POST', '/api/v1/auth/logout')).status, 204);
       const e = await listener.waitFor((ev) => ev.event === 'changed', 5_000, from);
       await doomed.waitEnd(5_000);
       console.log(`after the LISTEN connections were killed: change told after ${(e.at - t0).toFixed(0)} ms, revoked stream closed after ${(doomed.endedAt! - t0).toFixed(0)} ms`);

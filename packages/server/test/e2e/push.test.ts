@@ -40,7 +40,7 @@ describe('push: change notifications over SSE', () => {
     s = await startTestServer();
     alice = await s.user('alice');
     bob = await s.user('bob');
-    aliceWriter = clientFor(s.url, 'alice', await s.server.coffer.services.auth.issueToken('alice', TEST_PASSWORD), alice.rootId);
+    aliceWriter = await s.signIn('alice');
   });
   after(async () => {
     for (const st of streams) st.close();
@@ -127,13 +127,13 @@ describe('push: change notifications over SSE', () => {
   });
 
   it("revoking the listener's token ends its stream within a second; other streams stay open", async () => {
-    const token = await s.server.coffer.services.auth.issueToken('alice', TEST_PASSWORD);
+    const token = (await s.signIn('alice')).token;
     const doomed = await stream(token);
     const other = await stream(alice.token);
     await doomed.waitFor((e) => e.event === 'ready');
     await other.waitFor((e) => e.event === 'ready');
     const t0 = performance.now();
-    const revoke = await fetch(`${s.url}/api/v1/auth/token`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+    const revoke = await fetch(`${s.url}/api/v1/auth/logout`, { method: 'POST', headers: { authorization: `Bearer ${token}` } });
     assert.equal(revoke.status, 204);
     const endedAt = await doomed.waitEnd(PUSH_DEADLINE_MS);
     console.log(`stream closed ${(endedAt - t0).toFixed(1)} ms after the revoke request started`);

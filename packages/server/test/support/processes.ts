@@ -123,16 +123,7 @@ export async function spawnServer(storage: string[], opts: { args?: string[]; en
   };
 }
 
-/** `POST /api/v1/auth/token`; throws unless 200. */
-export async function getToken(url: string, username: string, password: string): Promise<string> {
-  const res = await fetch(`${url}/api/v1/auth/token`, {
-    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ username, password }),
-    signal: AbortSignal.timeout(15_000),
-  });
-  const text = await res.text();
-  if (res.status !== 200) throw new Error(`sign-in as ${username} failed: ${res.status} ${text}`);
-  return (JSON.parse(text) as { token: string }).token;
-}
+export { getToken } from './sign-in.ts';
 
 export interface HttpResult { status: number; body: string }
 

@@ -11,6 +11,7 @@ import { startServer, type RunningServer } from '../../src/app.ts';
 import type { Clock } from '../../src/services/context.ts';
 import { createTestDatabase } from './postgres.ts';
 import { startS3Server } from './s3-server.ts';
+import { signInSync } from './sign-in.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -25,14 +26,21 @@ export interface TestServer {
   url: string;
   dataDir: string;
   server: RunningServer;
-  /** Creates a user and returns a bearer token for it. */
-  user(name: string, opts?: { quotaBytes?: number; admin?: boolean }): Promise<TestUser>;
+  /** Creates a user and signs it in over HTTP as a sync client. */
+  user(name: string, opts?: { quotaBytes?: number; admin?: boolean; email?: string }): Promise<TestUser>;
+  /** Another sync-client session (a new device) of an existing user. */
+  signIn(name: string, extra?: Record<string, unknown>): Promise<TestUser>;
   close(): Promise<void>;
 }
 
 export interface TestUser {
   name: string;
+  /** A sync-client access token. */
   token: string;
+  userId?: string;
+  sessionId?: string;
+  deviceId?: string;
+  refreshToken?: string;
   rootId: string;
   /** fetch() against the server with this user's token. */
   fetch(path: string, init?: RequestInit): Promise<Response>;
@@ -59,14 +67,18 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const server = await startServer(config, { clock: opts.clock });
   const url = server.url;
 
-  async function user(name: string, u: { quotaBytes?: number; admin?: boolean } = {}): Promise<TestUser> {
-    const row = await server.coffer.services.users.create({ username: name, password: TEST_PASSWORD, quotaBytes: u.quotaBytes, isAdmin: u.admin });
-    const token = await server.coffer.services.auth.issueToken(name, TEST_PASSWORD);
-    return clientFor(url, name, token, row.root_id);
+  async function signIn(name: string, extra: Record<string, unknown> = {}): Promise<TestUser> {
+    const r = await signInSync(url, name, TEST_PASSWORD, extra);
+    const row = await server.coffer.services.users.findById(r.user.id);
+    return { ...clientFor(url, name, r.accessToken, row!.root_id), userId: r.user.id, sessionId: r.session.id, deviceId: r.session.deviceId, refreshToken: r.refreshToken };
+  }
+  async function user(name: string, u: { quotaBytes?: number; admin?: boolean; email?: string } = {}): Promise<TestUser> {
+    await server.coffer.services.users.create({ username: name, password: TEST_PASSWORD, quotaBytes: u.quotaBytes, isAdmin: u.admin, email: u.email });
+    return signIn(name);
   }
 
   return {
-    url, dataDir, server, user,
+    url, dataDir, server, user, signIn,
     async close() {
       await server.close();
       for (const c of cleanups.reverse()) await c().catch(() => {});

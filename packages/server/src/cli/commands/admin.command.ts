@@ -1,5 +1,6 @@
 /** `coffer admin …`: user management and storage checks, run against the same data as the server. */
 import { Command } from 'commander';
+import { CofferError } from '@coffer/protocol';
 import { randomBytes } from 'node:crypto';
 import { createCoffer, type Coffer } from '../../app.ts';
 import { addConfigFlags, configFromFlags, STORAGE_KEYS } from '../config-flags.ts';
@@ -43,8 +44,12 @@ export function adminCommand(): Command {
     .action(async (username: string, opts) => {
       const { password, generated } = await passwordFrom(opts, `New password for ${username}: `);
       await withCoffer(opts, async (c) => {
-        await c.services.users.resetPassword(username, password);
-        process.stdout.write(`password of ${username} changed\n`);
+        const user = await c.services.users.findByUsername(username);
+        if (!user) throw new CofferError('NOT_FOUND', 'No such user.');
+        await c.services.users.setPassword(user.id, password);
+        const signedOut = await c.services.sessions.revokeAll(user.id, 'password reset by an administrator');
+        await c.services.audit.record({ userId: user.id, type: 'password.reset', detail: { by: 'admin command', sessionsSignedOut: signedOut.length } });
+        process.stdout.write(`password of ${user.username} changed; ${signedOut.length} session(s) signed out\n`);
         if (generated) process.stdout.write(`generated password: ${password}\n`);
       });
     }));

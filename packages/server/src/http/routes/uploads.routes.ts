@@ -46,14 +46,14 @@ export const uploadsRoutes: RoutePlugin = async (app, s) => {
       response: { 201: Session, ...errorResponses },
     },
   }, async (req, reply) => {
-    const r = await s.sessions.create(principalOf(req));
+    const r = await s.uploadSessions.create(principalOf(req));
     return reply.code(201).send({ uploadId: r.uploadId, expiresAt: new Date(r.expiresAt).toISOString(), chunking: { ...CHUNKING } });
   });
 
   app.delete('/api/v1/uploads/:id', {
     schema: { tags: ['sync'], summary: 'Abandon an upload session (its uncommitted chunks go to the collector)', params: IdParams, response: { 204: Type.Null(), ...errorResponses } },
   }, async (req, reply) => {
-    await s.sessions.abandon(principalOf(req), req.params.id);
+    await s.uploadSessions.abandon(principalOf(req), req.params.id);
     return reply.code(204).send(null);
   });
 
@@ -64,7 +64,7 @@ export const uploadsRoutes: RoutePlugin = async (app, s) => {
       response: { 200: Type.Object({ missing: Type.Array(Type.String()) }), ...errorResponses },
     },
     bodyLimit: 2 << 20,
-  }, async (req) => ({ missing: await s.sessions.missing(principalOf(req), req.params.id, req.body.hashes) }));
+  }, async (req) => ({ missing: await s.uploadSessions.missing(principalOf(req), req.params.id, req.body.hashes) }));
 
   app.post('/api/v1/uploads/:id/commit', {
     schema: {
@@ -75,7 +75,7 @@ export const uploadsRoutes: RoutePlugin = async (app, s) => {
     bodyLimit: COMMIT_BODY_LIMIT,
   }, async (req, reply) => {
     const { keepSession, ...file } = req.body;
-    const [r] = await s.sessions.commit(principalOf(req), req.params.id, [file as CommitFile], { keepSession });
+    const [r] = await s.uploadSessions.commit(principalOf(req), req.params.id, [file as CommitFile], { keepSession });
     if (!r.ok) throw r.error;
     return reply.code(r.created ? 201 : 200).header('etag', itemDto(r.item).etag).send(itemDto(r.item));
   });
@@ -93,7 +93,7 @@ export const uploadsRoutes: RoutePlugin = async (app, s) => {
     },
     bodyLimit: COMMIT_BODY_LIMIT,
   }, async (req) => {
-    const outcomes = await s.sessions.commit(principalOf(req), req.params.id, req.body.files as CommitFile[], { keepSession: req.body.keepSession });
+    const outcomes = await s.uploadSessions.commit(principalOf(req), req.params.id, req.body.files as CommitFile[], { keepSession: req.body.keepSession });
     return {
       results: outcomes.map((o) => o.ok
         ? { status: o.created ? 201 : 200, item: itemDto(o.item) }
@@ -114,7 +114,7 @@ export const uploadsRoutes: RoutePlugin = async (app, s) => {
       },
     }, async (req) => {
       if (req.headers['content-type'] === undefined) throw new CofferError('UNSUPPORTED_MEDIA_TYPE', 'Send chunks as application/octet-stream.');
-      return { stored: await s.sessions.putChunks(principalOf(req), (req.params as { id: string }).id, req.raw) };
+      return { stored: await s.uploadSessions.putChunks(principalOf(req), (req.params as { id: string }).id, req.raw) };
     });
   });
 };

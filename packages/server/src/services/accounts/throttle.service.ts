@@ -1,0 +1,95 @@
+/**
+ * Throttles guessing: failed sign-ins, second-factor codes and reset
+ * requests, per account and per IP, with growing delays. The counters live
+ * in the database, so every server process sharing it enforces the same
+ * limits. An attempt is counted *before* the password is checked (and
+ * refunded on success), so parallel guesses cannot all slip past the check.
+ *
+ * A blocked account refuses sign-in, not password reset: a legitimate user
+ * locked out by someone guessing can still reset (and a reset clears it).
+ */
+import { CofferError } from '@coffer/protocol';
+import { throttleRepository, type ThrottleRow } from '../../repositories/throttle.repository.ts';
+import type { ServiceDeps } from '../context.ts';
+
+export interface ThrottlePolicy {
+  /** Failures allowed before any delay. */
+  free: number;
+  /** Delay after the first failure past `free`; doubles with each further failure. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+  /** A key with no failure for this long starts over. */
+  forgetAfterMs: number;
+}
+
+export const POLICIES = {
+  account: { free: 5, baseDelayMs: 2_000, maxDelayMs: 15 * 60_000, forgetAfterMs: 24 * 3600_000 },
+  ip: { free: 20, baseDelayMs: 1_000, maxDelayMs: 15 * 60_000, forgetAfterMs: 24 * 3600_000 },
+} as const satisfies Record<string, ThrottlePolicy>;
+
+export interface ThrottleKey {
+  key: string;
+  policy: ThrottlePolicy;
+}
+
+export function delayAfter(failures: number, p: ThrottlePolicy): number {
+  if (failures <= p.free) return 0;
+  return Math.min(p.maxDelayMs, p.baseDelayMs * 2 ** Math.min(30, failures - p.free - 1));
+}
+
+export class ThrottleService {
+  private readonly deps: Pick<ServiceDeps, 'db' | 'clock'>;
+  constructor(deps: Pick<ServiceDeps, 'db' | 'clock'>) {
+    this.deps = deps;
+  }
+
+  /**
+   * Counts an attempt against every key, or throws TOO_MANY_ATTEMPTS (with
+   * `retryAfterSeconds`) if one of them is blocked; a blocked attempt is not
+   * counted, so waiting is enough to get through.
+   */
+  async attempt(keys: ThrottleKey[]): Promise<void> {
+    const now = this.deps.clock.now();
+    const rows = await Promise.all(keys.map((k) => throttleRepository.find(this.deps.db, k.key)));
+    const blockedUntil = Math.max(0, ...rows.map((r) => (r && r.blocked_until > now ? r.blocked_until : 0)));
+    if (blockedUntil > 0) throw tooMany(blockedUntil - now);
+    for (const k of keys) await this.count(k, now);
+  }
+
+  /** The attempt succeeded: an account starts over; an IP gets this attempt back. */
+  async succeeded(keys: ThrottleKey[]): Promise<void> {
+    for (const k of keys) {
+      if (k.policy === POLICIES.ip) await this.refund(k);
+      else await throttleRepository.delete(this.deps.db, k.key);
+    }
+  }
+
+  async clear(key: string): Promise<void> {
+    await throttleRepository.delete(this.deps.db, key);
+  }
+
+  /** Compare-and-set loop: concurrent attempts from several processes each count once. */
+  private async count(k: ThrottleKey, now: number): Promise<void> {
+    for (let tries = 0; tries < 20; tries++) {
+      const seen = await throttleRepository.find(this.deps.db, k.key);
+      const failures = seen && now - seen.last_failure_at <= k.policy.forgetAfterMs ? seen.failures + 1 : 1;
+      const next: ThrottleRow = { key: k.key, failures, last_failure_at: now, blocked_until: now + delayAfter(failures, k.policy) };
+      if (seen ? await throttleRepository.replace(this.deps.db, seen, next) : await throttleRepository.insertFirst(this.deps.db, next)) return;
+    }
+    throw tooMany(1000); // heavy contention on one key is itself a sign of guessing
+  }
+
+  private async refund(k: ThrottleKey): Promise<void> {
+    for (let tries = 0; tries < 20; tries++) {
+      const seen = await throttleRepository.find(this.deps.db, k.key);
+      if (!seen) return;
+      const failures = Math.max(0, seen.failures - 1);
+      const next = { ...seen, failures, blocked_until: failures <= k.policy.free ? 0 : seen.blocked_until };
+      if (await throttleRepository.replace(this.deps.db, seen, next)) return;
+    }
+  }
+}
+
+function tooMany(waitMs: number): CofferError {
+  return new CofferError('TOO_MANY_ATTEMPTS', undefined, { retryAfterSeconds: Math.max(1, Math.ceil(waitMs / 1000)) });
+}
