@@ -20,6 +20,7 @@ import { installMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.routes.ts';
 import { accountRoutes } from './routes/account.routes.ts';
 import { devicesRoutes } from './routes/devices.routes.ts';
+import { pagesRoutes } from './routes/pages.routes.ts';
 import { changesRoutes } from './routes/changes.routes.ts';
 import { pushRoutes } from './routes/push.routes.ts';
 import { contentRoutes } from './routes/content.routes.ts';
@@ -75,7 +76,7 @@ export async function buildHttpServer(services: Services, authenticator: Authent
   installAuth(app, authenticator);
   const metrics = installMetrics(app, () => services.upload.active);
 
-  const plugins = [systemRoutes(metrics), authRoutes, accountRoutes, devicesRoutes, itemsRoutes, trashRoutes, versionsRoutes, contentRoutes, uploadsRoutes, changesRoutes, pushRoutes];
+  const plugins = [systemRoutes(metrics), pagesRoutes, authRoutes, accountRoutes, devicesRoutes, itemsRoutes, trashRoutes, versionsRoutes, contentRoutes, uploadsRoutes, changesRoutes, pushRoutes];
   for (const plugin of plugins) await app.register(async (scope) => plugin(scope as never, services));
   return app;
 }

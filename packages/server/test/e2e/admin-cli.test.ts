@@ -123,6 +123,25 @@ describe('coffer admin CLI', () => {
     assert.equal(await put(server.url, alice, 'fits.bin', randomBytes(4000)), 201);
   });
 
+  it('sign-out ends every session of a user at once (next request 401); audit shows sign-ins, failures and the sign-out', async () => {
+    assert.ok(server, 'the server of the reset-password test is running');
+    const [laptop, phone] = [await getToken(server.url, 'alice', ALICE_NEW_PASSWORD), await getToken(server.url, 'alice', ALICE_NEW_PASSWORD)];
+    const bob = await getToken(server.url, 'bob', bobPassword);
+    const me = (token: string) => fetch(`${server!.url}/api/v1/me`, { headers: { authorization: `Bearer ${token}` } }).then(async (r) => { await r.arrayBuffer(); return r.status; });
+    assert.equal(await me(laptop), 200);
+    const out = await cliOk(['admin', 'sign-out', 'alice', ...storage]);
+    assert.match(out.stdout, /^[3-9] session\(s\) of alice signed out\n$/, 'both new sessions and the earlier test\'s');
+    assert.equal(await me(laptop), 401);
+    assert.equal(await me(phone), 401);
+    assert.equal(await me(bob), 200, 'other users stay signed in');
+    const audit = JSON.parse((await cliOk(['admin', 'audit', 'alice', '--json', ...storage])).stdout) as { type: string; ip: string | null }[];
+    const types = audit.map((e) => e.type);
+    assert.equal(types[0], 'session.revoked', 'newest first');
+    assert.ok(types.includes('signin.success') && types.includes('signin.failure') && types.includes('password.reset'), types.join(', '));
+    assert.ok(audit.filter((e) => e.type === 'signin.success').every((e) => e.ip === '127.0.0.1'), 'sign-ins carry the IP');
+    assertCleanFailure(await runCli(['admin', 'audit', 'nobody', ...storage]), /No such user/);
+  });
+
   it('check on an empty store exits 0', () => {
     const r = batch.emptyCheck;
     assert.equal(r.code, 0, r.stderr);

@@ -74,6 +74,30 @@ export function adminCommand(): Command {
       });
     }));
 
+  admin.addCommand(sub('audit', 'Show a user\'s security events, newest first').argument('<username>')
+    .option('--limit <n>', 'how many events', '50').option('--json', 'machine-readable output')
+    .action(async (username: string, opts) => {
+      await withCoffer(opts, async (c) => {
+        const { events } = await c.services.audit.listForUsername(username, Math.max(1, Math.min(1000, Number(opts.limit) || 50)));
+        if (opts.json) {
+          process.stdout.write(JSON.stringify(events) + '\n');
+          return;
+        }
+        for (const e of events) process.stdout.write(`${new Date(e.at).toISOString()}\t${e.type}\t${e.ip ?? '-'}\t${e.deviceId ?? '-'}\t${e.detail ? JSON.stringify(e.detail) : ''}\n`);
+      });
+    }));
+
+  admin.addCommand(sub('sign-out', 'Sign a user out of every device and session').argument('<username>')
+    .action(async (username: string, opts) => {
+      await withCoffer(opts, async (c) => {
+        const user = await c.services.users.findByUsername(username);
+        if (!user) throw new CofferError('NOT_FOUND', 'No such user.');
+        const signedOut = await c.services.sessions.revokeAll(user.id, 'signed out by an administrator');
+        await c.services.audit.record({ userId: user.id, type: 'session.revoked', detail: { by: 'admin command', sessionsSignedOut: signedOut.length } });
+        process.stdout.write(`${signedOut.length} session(s) of ${user.username} signed out\n`);
+      });
+    }));
+
   admin.addCommand(sub('check', 'Verify that metadata and stored chunks agree; exit 1 on any error')
     .option('--deep', 're-read every chunk and verify its SHA-256').option('--json', 'machine-readable output')
     .action(async (opts) => {
