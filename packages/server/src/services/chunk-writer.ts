@@ -43,11 +43,7 @@ export function sha256Hex(data: Uint8Array): string {
  * A file's content hash: SHA-256 over the concatenated binary SHA-256 digests
  * of its chunks, in order. The client computes the same with the shared chunker.
  */
-export function manifestHash(chunkHashes: string[]): string {
-  const h = createHash('sha256');
-  for (const c of chunkHashes) h.update(Buffer.from(c, 'hex'));
-  return h.digest('hex');
-}
+export { manifestHash } from '@coffer/protocol';
 
 export type HashedRef = ChunkRef & { hash: string };
 

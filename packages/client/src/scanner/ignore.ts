@@ -1,0 +1,12 @@
+/**
+ * Names the client never syncs: its own marker and temporary files, and
+ * the litter operating systems and office programs leave in folders.
+ */
+export const ROOT_MARKER = '.coffer-root';
+export const TEMP_PREFIX = '.coffer-';
+
+const OS_LITTER = new Set(['.DS_Store', 'Thumbs.db', 'desktop.ini', '.directory', '.Trash-1000', '$RECYCLE.BIN', 'System Volume Information']);
+
+export function isIgnored(name: string): boolean {
+  return name.startsWith(TEMP_PREFIX) || OS_LITTER.has(name) || name.startsWith('~$') || name.startsWith('.~lock.');
+}

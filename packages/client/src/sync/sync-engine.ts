@@ -1,0 +1,175 @@
+/**
+ * One sync run: refresh the remote tree, scan the folder, plan, check the
+ * safety valves, carry the plan out step by step, recording each completed
+ * step in the base. Repeats until a round plans nothing (a conflict copy
+ * made in one round is uploaded in the next), at most a few rounds.
+ *
+ * Crash safety: the base only ever records what both sides already hold,
+ * one step at a time, so a run cut short anywhere is continued by the next.
+ */
+import type { Problem, SyncIndex } from '../index/sync-index.ts';
+import { plan, type Op, type Plan } from '../reconciler/plan.ts';
+import { agreedBase } from '../reconciler/record.ts';
+import { treeOf, type Node, type Tree } from '../reconciler/tree.ts';
+import { fileRows, scanFolder, type ScanResult } from '../scanner/scan-folder.ts';
+import { LocalExecutor, type Downloader, type FileStamp, type StepOutcome } from '../transfer/local-executor.ts';
+import { REJECTED, RemoteExecutor, type RemoteWriter } from '../transfer/remote-executor.ts';
+import { LocalState } from './local-state.ts';
+import { refreshRemote, type RemoteReader } from './remote-tree.ts';
+
+export interface SyncApi extends RemoteReader, RemoteWriter {
+  download: Downloader;
+  reportPendingChanges?(n: number): Promise<void>;
+}
+
+export interface SyncOptions {
+  folder: string;
+  /** Names conflict copies. */
+  deviceName: string;
+  /** A run that would delete more than this share of the synced items pauses (0.5 = 50 %). */
+  maxDeleteShare?: number;
+  /** Deletions the user already confirmed for this run (`--yes`): the valve lets them through. */
+  allowDeletes?: boolean;
+  caseInsensitive?: boolean;
+  now?: () => number;
+  onStep?: (op: Op, outcome: StepOutcome) => void;
+}
+
+export interface SyncReport {
+  rounds: number;
+  uploaded: number;
+  downloaded: number;
+  moved: number;
+  deleted: number;
+  created: number;
+  conflicts: string[];
+  skipped: { op: Op; reason: string }[];
+  problems: Problem[];
+  /** Local changes still not on the server after this run. */
+  pendingLocal: number;
+}
+
+export class TooManyDeletesError extends Error {
+  readonly code = 'TOO_MANY_DELETES';
+  readonly deletes: number;
+  readonly total: number;
+  constructor(deletes: number, total: number, share: number) {
+    super(`This sync would delete ${deletes} of ${total} synced items (more than ${Math.round(share * 100)} %). Nothing was deleted; check the folder and the server, then run again with --yes if this is intended.`);
+    this.name = 'TooManyDeletesError';
+    this.deletes = deletes;
+    this.total = total;
+  }
+}
+
+const MAX_ROUNDS = 4;
+const MIN_DELETES_FOR_VALVE = 5;
+
+export async function syncOnce(api: SyncApi, index: SyncIndex, opts: SyncOptions): Promise<SyncReport> {
+  const now = opts.now ?? Date.now;
+  const report: SyncReport = { rounds: 0, uploaded: 0, downloaded: 0, moved: 0, deleted: 0, created: 0, conflicts: [], skipped: [], problems: [], pendingLocal: 0 };
+  for (let round = 1; round <= MAX_ROUNDS; round++) {
+    const { rootId } = await refreshRemote(api, index);
+    const base = treeOf(rootId, withRoot(index.baseNodes(), rootId));
+    const scan = await scanFolder(opts.folder, rootId, index, base, now());
+    index.transaction(() => { for (const r of fileRows(scan.entries)) index.putLocalFile(r); });
+    const remote = treeOf(rootId, index.remoteNodes());
+    const p = plan(remote, scan.tree, base, { device: opts.deviceName, day: new Date(now()).toISOString().slice(0, 10), caseInsensitive: opts.caseInsensitive });
+    report.problems = scan.problems;
+    if (p.ops.length === 0 && p.rekey.length === 0 && p.settle.length === 0) break;
+    report.rounds = round;
+    checkDeleteValve(p, base, opts);
+    await execute(api, index, p, scan, remote, base, opts, report);
+  }
+  report.pendingLocal = await pendingLocalChanges(api, index, opts, report);
+  index.setProblems(report.problems);
+  return report;
+}
+
+function withRoot(nodes: Node[], rootId: string): Node[] {
+  return nodes.some((n) => n.id === rootId) ? nodes : [{ id: rootId, parentId: null, name: '', kind: 'folder', hash: null, size: 0 }, ...nodes];
+}
+
+function checkDeleteValve(p: Plan, base: Tree, opts: SyncOptions): void {
+  if (opts.allowDeletes) return;
+  const share = opts.maxDeleteShare ?? 0.5;
+  const deletes = p.ops.filter((o) => o.type === 'delete').length;
+  const total = Math.max(1, base.nodes.size - 1);
+  if (deletes >= MIN_DELETES_FOR_VALVE && deletes / total > share) throw new TooManyDeletesError(deletes, total, share);
+}
+
+async function execute(api: SyncApi, index: SyncIndex, p: Plan, scan: ScanResult, remoteTree: Tree, base: Tree, opts: SyncOptions, report: SyncReport): Promise<void> {
+  // The live picture of both sides and the base while steps complete.
+  const remote = new Map(index.remoteNodes().map((n) => [n.id, n]));
+  const baseNow = new Map(base.nodes);
+  const record = (id: string) => {
+    const next = agreedBase(baseNow.get(id), remote.get(id), state.node(id));
+    if (next) { baseNow.set(id, next); index.putBase(next); } else { baseNow.delete(id); index.deleteBase(id); }
+  };
+  const state = new LocalState(opts.folder, remoteTree.rootId, scan.entries.values());
+  index.transaction(() => {
+    for (const s of p.settle) {
+      if (s.base) { baseNow.set(s.id, s.base); index.putBase(s.base); } else { baseNow.delete(s.id); index.deleteBase(s.id); }
+    }
+    for (const { from, to } of p.rekey) {
+      state.rekey(from, to);
+      index.rekeyLocal(from, to);
+      record(from);
+      record(to);
+    }
+  });
+  for (const c of p.conflicts) report.conflicts.push(state.relPath(c.copyId) ?? c.copyId);
+  const stamps = new Map([...scan.entries.values()].map((e) => [e.id, { dev: e.dev, ino: e.ino, size: e.size, mtimeMs: e.mtimeMs, hash: e.node.hash }] as const));
+  const local = new LocalExecutor(state, (id) => api.download(id), stamps as Map<string, FileStamp & { hash: string | null }>, (id, stamp) => {
+    if (stamp) index.putLocalFile({ id, ...stamp });
+    else index.deleteLocalFile(id);
+  });
+  const remoteExec: RemoteExecutor = new RemoteExecutor(api, {
+    remoteChanged: (id, item) => {
+      if (item) { remote.set(id, item); index.putRemote(item); } else { remote.delete(id); index.deleteRemote(id); }
+    },
+    rekey: (from, to) => {
+      index.transaction(() => {
+        state.rekey(from, to);
+        index.rekeyLocal(from, to);
+        const old = baseNow.get(from);
+        if (old) { baseNow.delete(from); index.deleteBase(from); }
+      });
+    },
+    localPath: (id): string | null => state.absPath(remoteExec.resolve(id)),
+    remoteNode: (id) => remote.get(id),
+  });
+  for (const op of p.ops) {
+    let outcome: StepOutcome;
+    try {
+      outcome = op.side === 'local' ? await local.run(op) : await remoteExec.run(op);
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      if (op.side === 'remote' && code && REJECTED.has(code)) {
+        report.problems.push({ path: state.relPath(remoteExec.resolve(op.id)) ?? op.id, kind: 'rejected', message: `${code}: ${(e as Error).message}`, at: Date.now() });
+        outcome = { done: false, reason: code };
+      } else throw e;
+    }
+    opts.onStep?.(op, outcome);
+    if (!outcome.done) {
+      report.skipped.push({ op, reason: outcome.reason });
+      continue;
+    }
+    const id = op.side === 'remote' ? remoteExec.resolve(op.id) : op.id;
+    record(id);
+    count(op, report);
+  }
+}
+
+function count(op: Op, r: SyncReport): void {
+  if (op.type === 'write') op.side === 'remote' ? r.uploaded++ : r.downloaded++;
+  else if (op.type === 'move') r.moved++;
+  else if (op.type === 'delete') r.deleted++;
+  else r.created++;
+}
+
+/** Local changes not yet on the server: what the next round would still upload, move or delete remotely. */
+async function pendingLocalChanges(api: SyncApi, index: SyncIndex, opts: SyncOptions, report: SyncReport): Promise<number> {
+  const pending = report.skipped.filter((s) => s.op.side === 'remote').length + report.problems.filter((p) => p.kind === 'unreadable' || p.kind === 'rejected').length;
+  await api.reportPendingChanges?.(pending).catch(() => {});
+  return pending;
+}
