@@ -27,6 +27,8 @@ export function toCofferError(err: unknown): CofferError | null {
   const known = fe?.code ? FASTIFY_CODES[fe.code] : undefined;
   if (known) return new CofferError(known.code, known.message);
   if (fe instanceof SyntaxError && (fe as { statusCode?: number }).statusCode === 400) return new CofferError('BAD_REQUEST', NOT_JSON);
+  // PostgreSQL refuses text holding U+0000 ("invalid byte sequence for encoding UTF8: 0x00"); it can only have come from the request.
+  if ((fe as { code?: string })?.code === '22021') return new CofferError('VALIDATION_FAILED', 'The request holds a NUL character, which is not allowed here.');
   return null;
 }
 

@@ -15,7 +15,7 @@ import type { Services } from '../app.ts';
 import type { Config } from '../config/options.ts';
 import { installAuth, type Authenticator } from './auth-hook.ts';
 import { installErrorHandling, renderClientError, renderFrameworkError } from './error-handler.ts';
-import { requestValidatorCompiler } from './validation.ts';
+import { buildRequestValidator, requestValidatorCompiler } from './validation.ts';
 import { installMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.routes.ts';
 import { accountRoutes } from './routes/account.routes.ts';
@@ -49,6 +49,8 @@ export async function buildHttpServer(services: Services, authenticator: Authent
     return503OnClosing: true,
     frameworkErrors: renderFrameworkError,
     clientErrorHandler: renderClientError,
+    // Also as the factory: a plugin that calls addSchema (devices) gets its validator rebuilt from it.
+    schemaController: { compilersFactory: { buildValidator: buildRequestValidator } },
   }).withTypeProvider<TypeBoxTypeProvider>();
   app.setValidatorCompiler(requestValidatorCompiler);
 

@@ -10,7 +10,17 @@ const options = { useDefaults: true, removeAdditional: false, allErrors: false, 
 const coercing = new Ajv({ ...options, coerceTypes: 'array' });
 const exact = new Ajv({ ...options, coerceTypes: false });
 
-export const requestValidatorCompiler: FastifySchemaCompiler<any> = ({ schema, httpPart }) => {
+function compile({ schema, httpPart }: { schema: unknown; httpPart?: string }) {
   const ajv = httpPart === 'body' ? exact : coercing;
-  return ajv.compile(schema as object) as ReturnType<FastifySchemaCompiler<any>>;
-};
+  return ajv.compile(schema as object);
+}
+
+export const requestValidatorCompiler: FastifySchemaCompiler<any> = (route) => compile(route) as ReturnType<FastifySchemaCompiler<any>>;
+
+/**
+ * The same, as Fastify's validator factory. Fastify rebuilds the validator of
+ * a plugin that calls addSchema from the factory, not from
+ * setValidatorCompiler: without this, such a plugin's routes would get its
+ * default Ajv (which converts body types and silently drops unknown fields).
+ */
+export const buildRequestValidator = () => compile;

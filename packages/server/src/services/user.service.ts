@@ -13,8 +13,9 @@ import type { ServiceDeps } from './context.ts';
 import { checkPassword, hashPassword } from './accounts/password-policy.ts';
 
 const USERNAME_RE = /^[a-z0-9][a-z0-9._-]{1,62}$/;
-// Deliberately plain: one @, no spaces or controls, a dot in the domain. Whether it works is proven by mail, not by regex.
-const EMAIL_RE = /^[^\s@\p{Cc}\p{Cf}]{1,64}@[^\s@\p{Cc}\p{Cf}]+\.[^\s@\p{Cc}\p{Cf}]+$/u;
+// Deliberately plain: one @, no spaces, controls, format characters or lone surrogates (stored as U+FFFD otherwise), a dot in the domain.
+// Whether it works is proven by mail, not by regex.
+const EMAIL_RE = /^[^\s@\p{Cc}\p{Cf}\p{Cs}]{1,64}@[^\s@\p{Cc}\p{Cf}\p{Cs}]+\.[^\s@\p{Cc}\p{Cf}\p{Cs}]+$/u;
 
 export function normalizeUsername(username: string): string {
   return String(username).normalize('NFC').toLowerCase();

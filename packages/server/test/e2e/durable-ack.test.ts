@@ -27,7 +27,7 @@ describe('acknowledged means durable', () => {
     const config = loadConfig({ flags: { dataDir: dir, logLevel: 'silent' }, env: {} });
     coffer = await createCoffer(config);
     await coffer.services.users.create({ username: 'alice', password: TEST_PASSWORD });
-    token = 'unused: this test authenticates every request as alice';
+    token = 'any-token-this-test-authenticates-every-request-as-alice';
     const durable = () => { durableCalls++; return new Promise<void>((resolve) => { release = resolve; }); };
     http = await buildHttpServer(coffer.services, {
       authenticate: async () => { const u = (await coffer.services.users.list())[0]; return { userId: u.id, username: u.username, rootId: u.root_id, isAdmin: false }; },

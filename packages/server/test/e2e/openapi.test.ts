@@ -114,11 +114,48 @@ describe('OpenAPI document', () => {
     }
   });
 
-  it('bearer authentication is the default; public routes opt out explicitly', () => {
-    assert.deepEqual((served as unknown as { security: unknown }).security, [{ bearer: [] }]);
-    assert.deepEqual(served.components?.securitySchemes?.bearer, { type: 'http', scheme: 'bearer' });
+  it('a credential is the default (bearer token, session cookie or app password); the sign-in routes opt out explicitly', () => {
+    assert.deepEqual((served as unknown as { security: unknown }).security, [{ bearer: [] }, { cookie: [] }, { appPassword: [] }]);
+    const schemes = served.components?.securitySchemes as Record<string, Record<string, unknown>> | undefined;
+    assert.deepEqual(Object.keys(schemes ?? {}).sort(), ['appPassword', 'bearer', 'cookie']);
+    assert.equal(schemes?.bearer.type, 'http');
+    assert.equal(schemes?.bearer.scheme, 'bearer');
+    assert.equal(schemes?.appPassword.type, 'http');
+    assert.equal(schemes?.appPassword.scheme, 'basic');
+    assert.deepEqual({ type: schemes?.cookie.type, in: schemes?.cookie.in, name: schemes?.cookie.name }, { type: 'apiKey', in: 'cookie', name: 'coffer_session' });
+    for (const s of Object.values(schemes ?? {})) assert.equal(typeof s.description, 'string', 'each scheme says where its credential comes from');
     const open = operations().filter(({ op }) => Array.isArray(op.security) && op.security.length === 0).map(({ key }) => key);
-    assert.deepEqual(open, ['POST /api/v1/auth/token']);
+    assert.deepEqual(open, [
+      'POST /api/v1/auth/signup', 'POST /api/v1/auth/login', 'POST /api/v1/auth/login/2fa', 'POST /api/v1/auth/refresh',
+      'POST /api/v1/auth/password/forgot', 'POST /api/v1/auth/password/reset',
+    ]);
+    // No operation narrows or widens the default other than by opting out.
+    for (const { key, op } of operations()) {
+      assert.ok(op.security === undefined || (Array.isArray(op.security) && op.security.length === 0), `${key}: security ${JSON.stringify(op.security)}`);
+    }
+  });
+
+  it('the public routes are the ones the server serves without credentials', async () => {
+    for (const { key, path, method, op } of operations()) {
+      const isPublic = Array.isArray(op.security) && op.security.length === 0;
+      const url = path.replace(/\{\*\}/g, 'x').replace(/\{[^}]+\}/g, '00000000-0000-4000-8000-000000000000');
+      const res = await fetch(s.url + url, { method: method.toUpperCase(), headers: { 'content-type': 'application/json' }, body: method === 'get' ? undefined : '{}' });
+      const text = await res.text();
+      if (isPublic) assert.notEqual(res.status, 401, `${key} is documented as public but asks for credentials: ${text}`);
+      else {
+        assert.equal(res.status, 401, `${key} is documented as needing credentials but answered ${res.status} without: ${text}`);
+        assert.equal(JSON.parse(text).error.code, 'UNAUTHENTICATED');
+      }
+    }
+  });
+
+  it('the sign-in request is described exactly (no extra fields accepted)', () => {
+    const op = served.paths['/api/v1/auth/login']?.post as unknown as { requestBody?: { content?: Record<string, { schema?: { properties?: Record<string, unknown>; required?: string[]; additionalProperties?: boolean } }> } };
+    const schema = op?.requestBody?.content?.['application/json']?.schema;
+    assert.ok(schema, 'POST /api/v1/auth/login documents its JSON body');
+    assert.deepEqual(Object.keys(schema.properties ?? {}).sort(), ['client', 'deviceKey', 'deviceName', 'login', 'password', 'platform', 'remember']);
+    assert.deepEqual([...(schema.required ?? [])].sort(), ['login', 'password']);
+    assert.equal(schema.additionalProperties, false);
   });
 
   it('holds nothing specific to this server or its data', () => {

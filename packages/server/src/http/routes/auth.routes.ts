@@ -7,15 +7,18 @@ import type { SignInOutcome } from '../../services/accounts/sign-in.service.ts';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { errorResponses, type RoutePlugin } from './route-context.ts';
 
-const Login = Type.String({ minLength: 1, maxLength: 254, description: 'Username or e-mail address' });
+// No NUL: no login holds one, and PostgreSQL cannot store one (it would fail the throttle bookkeeping with a 500).
+const Login = Type.String({ minLength: 1, maxLength: 254, pattern: '^[^\\u0000]*$', description: 'Username or e-mail address' });
+/** A name shown in device lists: no control characters. */
+export const NO_CONTROL_CHARACTERS = '^[^\\u0000-\\u001F\\u007F]*$';
 const Password = Type.String({ maxLength: 1024 });
 const SignInBody = Type.Object({
   login: Login,
   password: Password,
   client: Type.Optional(Type.Union([Type.Literal('browser'), Type.Literal('sync')], { description: 'browser: a session cookie (with CSRF token); sync (default): bearer access + refresh tokens' })),
   remember: Type.Optional(Type.Boolean({ description: '"Keep me signed in" (browsers). Without it the session ends with the browser and after a short idle time.' })),
-  deviceName: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
-  platform: Type.Optional(Type.String({ maxLength: 100 })),
+  deviceName: Type.Optional(Type.String({ minLength: 1, maxLength: 100, pattern: NO_CONTROL_CHARACTERS })),
+  platform: Type.Optional(Type.String({ maxLength: 100, pattern: NO_CONTROL_CHARACTERS })),
   deviceKey: Type.Optional(Type.String({ maxLength: 200, description: 'The key this device got at its last sign-in: it keeps its entry in the devices list' })),
 }, { additionalProperties: false });
 

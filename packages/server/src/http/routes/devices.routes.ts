@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { IdParams } from '@coffer/protocol';
 import { originOf, principalOf } from '../auth-hook.ts';
 import { errorResponses, type RoutePlugin } from './route-context.ts';
+import { NO_CONTROL_CHARACTERS } from './auth.routes.ts';
 
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(t: T) => Type.Union([t, Type.Null()]);
 const WipeReportSchema = Type.Object({
@@ -58,7 +59,7 @@ export const devicesRoutes: RoutePlugin = (app, s) => {
   app.post('/api/v1/app-passwords', {
     schema: {
       tags: ['devices'], summary: 'Create a named app password for a tool that only speaks basic auth; the password is shown once',
-      body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false }),
+      body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 100, pattern: NO_CONTROL_CHARACTERS }) }, { additionalProperties: false }),
       response: { 201: Type.Object({ deviceId: Type.String(), name: Type.String(), password: Type.String() }), ...errors },
     },
   }, async (req, reply) => reply.code(201).send(await s.devices.createAppPassword(principalOf(req), req.body.name, originOf(req))));

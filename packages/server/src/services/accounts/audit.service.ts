@@ -91,6 +91,7 @@ function encodeCursor(r: AuditRow): string {
 }
 function decodeCursor(c: string): { at: number; id: string } {
   const [at, id] = Buffer.from(c, 'base64url').toString().split('|');
-  if (!/^\d+$/.test(at ?? '') || !id) throw new CofferError('VALIDATION_FAILED', 'The cursor is not one this server gave out.');
+  // The id is one of ours (a UUID): anything else, NUL included (which PostgreSQL cannot even compare), is not a cursor we gave out.
+  if (!/^\d+$/.test(at ?? '') || !/^[0-9a-f-]{1,64}$/.test(id ?? '')) throw new CofferError('VALIDATION_FAILED', 'The cursor is not one this server gave out.');
   return { at: Number(at), id };
 }
