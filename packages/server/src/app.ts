@@ -118,7 +118,7 @@ export async function createCoffer(config: Config, opts: {
   const mailer = await createMailer(config, logger);
   const notices = new AccountNotices(mailer, opts.publicUrl ?? (() => config.publicUrl ?? `http://${config.host}:${config.port}`), logError('mail not sent'));
   const throttle = new ThrottleService(deps);
-  const mfa = new MfaService(deps, audit);
+  const mfa = new MfaService(deps, audit, { require2fa: config.require2fa, throttle });
   const services: Services = {
     tree,
     upload: new UploadService(deps, tree, { maxUploadBytes: config.maxUploadBytes, uploadLeaseMs: config.uploadLeaseSeconds * 1000 }),

@@ -83,6 +83,10 @@ export const sessionRepository = {
   async setEnrollmentDone(db: Executor, userId: string): Promise<void> {
     await db.updateTable('sessions').set({ mfa_enrollment_required: 0 }).where('user_id', '=', userId).execute();
   },
+  /** 2FA was turned off where it is required: every live session of the user may only enroll again. */
+  async setEnrollmentRequired(db: Executor, userId: string): Promise<void> {
+    await db.updateTable('sessions').set({ mfa_enrollment_required: 1 }).where('user_id', '=', userId).where('revoked_at', 'is', null).execute();
+  },
   /** Forgets credentials that can no longer authenticate: expired access tokens, used refresh tokens, those of long-revoked sessions. */
   async pruneCredentials(db: Executor, now: number, revokedBefore: number): Promise<number> {
     const a = await db.deleteFrom('credentials').where((eb) => eb.or([

@@ -16,6 +16,7 @@ import { userRepository, type UserRow } from '../../repositories/user.repository
 import type { ServiceDeps } from '../context.ts';
 import type { AuditService, Origin } from './audit.service.ts';
 import { hashSecret, newRecoveryCode, normalizeRecoveryCode } from './secrets.ts';
+import { POLICIES, type ThrottleKey, type ThrottleService } from './throttle.service.ts';
 
 export const RECOVERY_CODE_COUNT = 10;
 const PERIOD_S = 30;
@@ -26,6 +27,11 @@ export interface SecondFactor {
   recoveryCode?: string;
 }
 
+/** Guessing second factors is throttled per user and per IP, wherever a code is checked. */
+export function mfaThrottleKeys(userId: string, origin: Origin): ThrottleKey[] {
+  return [{ key: `mfa:user:${userId}`, policy: POLICIES.account }, { key: `mfa:ip:${origin.ip ?? '-'}`, policy: POLICIES.ip }];
+}
+
 function totpFor(secret: string, username: string): TOTP {
   return new TOTP({ issuer: ISSUER, label: username, algorithm: 'SHA1', digits: 6, period: PERIOD_S, secret: Secret.fromBase32(secret) });
 }
@@ -33,9 +39,13 @@ function totpFor(secret: string, username: string): TOTP {
 export class MfaService {
   private readonly deps: Pick<ServiceDeps, 'db' | 'clock'>;
   private readonly audit: AuditService;
-  constructor(deps: Pick<ServiceDeps, 'db' | 'clock'>, audit: AuditService) {
+  private readonly opts: { require2fa: boolean };
+  private readonly throttle: ThrottleService | undefined;
+  constructor(deps: Pick<ServiceDeps, 'db' | 'clock'>, audit: AuditService, opts: { require2fa?: boolean; throttle?: ThrottleService } = {}) {
     this.deps = deps;
     this.audit = audit;
+    this.opts = { require2fa: opts.require2fa === true };
+    this.throttle = opts.throttle;
   }
 
   async status(userId: string): Promise<{ enabled: boolean; recoveryCodesLeft: number }> {
@@ -69,14 +79,15 @@ export class MfaService {
     return codes;
   }
 
-  /** Turns 2FA off; needs a current code or a recovery code. */
+  /** Turns 2FA off; needs a current code or a recovery code. Where 2FA is required, the user's sessions are then restricted to enrolling again. */
   async disable(userId: string, factor: SecondFactor, origin: Origin, sessionId?: string): Promise<void> {
     const user = await this.user(userId);
     if (!user.totp_secret) throw new CofferError('MFA_NOT_ENABLED');
-    if (!(await this.verify(user, factor, origin))) throw new CofferError('WRONG_MFA_CODE');
+    await this.verifyForChange(user, factor, origin, sessionId);
     await this.deps.db.transaction().execute(async (trx) => {
       await userRepository.update(trx, userId, { totp_secret: null, totp_pending_secret: null, totp_last_step: null });
       await mfaRepository.replaceRecoveryCodes(trx, userId, [], this.deps.clock.now());
+      if (this.opts.require2fa) await sessionRepository.setEnrollmentRequired(trx, userId);
       await this.audit.record({ userId, type: 'mfa.disabled', origin, sessionId }, trx);
     });
   }
@@ -85,7 +96,7 @@ export class MfaService {
   async regenerateRecoveryCodes(userId: string, factor: SecondFactor, origin: Origin, sessionId?: string): Promise<string[]> {
     const user = await this.user(userId);
     if (!user.totp_secret) throw new CofferError('MFA_NOT_ENABLED');
-    if (!(await this.verify(user, factor, origin))) throw new CofferError('WRONG_MFA_CODE');
+    await this.verifyForChange(user, factor, origin, sessionId);
     const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
     await this.deps.db.transaction().execute(async (trx) => {
       await mfaRepository.replaceRecoveryCodes(trx, userId, codes.map((c) => ({ id: newId(), code_hash: hashSecret(normalizeRecoveryCode(c)) })), this.deps.clock.now());
@@ -107,6 +118,17 @@ export class MfaService {
       return ok;
     }
     return false;
+  }
+
+  /** A second factor a signed-in user gives to change 2FA: throttled and audited like the sign-in step, so a stolen session cannot guess codes. */
+  private async verifyForChange(user: UserRow, factor: SecondFactor, origin: Origin, sessionId?: string): Promise<void> {
+    const keys = mfaThrottleKeys(user.id, origin);
+    await this.throttle?.attempt(keys);
+    if (!(await this.verify(user, factor, origin))) {
+      await this.audit.record({ userId: user.id, type: 'mfa.failure', origin, sessionId });
+      throw new CofferError('WRONG_MFA_CODE');
+    }
+    await this.throttle?.succeeded(keys);
   }
 
   /** The time step a code belongs to (now, or one step either side), or null. */

@@ -86,7 +86,8 @@ export class SessionService {
     let replaced: string[] = [];
     const result = await this.deps.db.transaction().execute(async (trx) => {
       let row = device.deviceKey && device.kind !== 'app_password' ? await deviceRepository.findByKey(trx, userId, hashSecret(device.deviceKey)) : undefined;
-      if (row && row.kind !== device.kind) row = undefined;
+      // A wiped device that signs in again starts over as a new device (its old entry keeps the wipe record); on the old one every session is dead.
+      if (row && (row.kind !== device.kind || row.wipe_confirmed_at !== null)) row = undefined;
       const deviceKey = row ? device.deviceKey! : newSecret('cfk');
       const newDevice = !row;
       if (row) {

@@ -16,7 +16,7 @@ import type { ServiceDeps } from '../context.ts';
 import { normalizeUsername, type UserService } from '../user.service.ts';
 import type { AccountNotices } from './account-notices.ts';
 import type { AuditService, Origin } from './audit.service.ts';
-import type { MfaService, SecondFactor } from './mfa.service.ts';
+import { mfaThrottleKeys, type MfaService, type SecondFactor } from './mfa.service.ts';
 import { hashPassword, verifyPassword } from './password-policy.ts';
 import { hashSecret, newSecret } from './secrets.ts';
 import type { IssuedSession, SessionService } from './session.service.ts';
@@ -94,7 +94,7 @@ export class SignInService {
     if (!row || row.expires_at <= this.deps.clock.now()) throw new CofferError('UNAUTHENTICATED', 'This sign-in has expired; enter your password again.');
     const user = await this.c.users.findById(row.user_id);
     if (!user) throw new CofferError('UNAUTHENTICATED', 'This sign-in has expired; enter your password again.');
-    const keys: ThrottleKey[] = [{ key: `mfa:user:${user.id}`, policy: POLICIES.account }, { key: `mfa:ip:${origin.ip ?? '-'}`, policy: POLICIES.ip }];
+    const keys = mfaThrottleKeys(user.id, origin);
     await this.c.throttle.attempt(keys);
     if (!(await this.c.mfa.verify(user, factor, origin))) {
       await this.c.audit.record({ userId: user.id, type: 'mfa.failure', origin });
