@@ -15,14 +15,21 @@ const child = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test
   env: { ...process.env, NODE_ENV: 'test' },
 });
 
-let tail = '';
+// The runner's own summary lines (`ℹ pass N` …); the failure details that follow them can be long.
+const summary = new Map<string, number>();
+let partial = '';
 child.stdout.on('data', (d: Buffer) => {
   process.stdout.write(d);
-  tail = (tail + d.toString()).slice(-4000);
+  const lines = (partial + d.toString()).split('\n');
+  partial = lines.pop() ?? '';
+  for (const line of lines) {
+    const m = /^ℹ (pass|fail|skipped) (\d+)$/.exec(line);
+    if (m) summary.set(m[1], Number(m[2]));
+  }
 });
 
 child.on('close', (code) => {
-  const count = (label: string) => Number(new RegExp(`ℹ ${label} (\\d+)`).exec(tail)?.[1] ?? NaN);
+  const count = (label: string) => summary.get(label) ?? NaN;
   const passed = count('pass');
   const failed = count('fail');
   const skipped = count('skipped');

@@ -32,7 +32,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     let srv: TestServer;
     let alice: TestUser;
     before(async () => {
-      srv = await startTestServer({ dialect, clock, config: { trashRetentionDays: 30, versionRetentionDays: 7, maxVersionsPerFile: 3, gcGraceSeconds: 3600 } });
+      srv = await startTestServer({ dialect, clock, config: { trashRetentionDays: 30, versionRetentionDays: 7, maxVersionsPerFile: 3, gcGraceSeconds: 3600, accessTokenSeconds: 365 * 86400 } }); // the clock jumps weeks: keep the token valid
       alice = await srv.user('alice');
     });
     after(() => srv?.close());
