@@ -3,9 +3,15 @@
  * state directory — never in the synced folder, never in accounts.json.
  * Rotated tokens are written atomically before they are used, so a crash
  * never leaves the client holding only a spent refresh token.
+ * Several `coffer` processes may share one account (`sync --watch` and a
+ * `status`): token renewal runs under an exclusive lock file, because a
+ * refresh token sent twice ends the session. A lock left by a process that
+ * died is taken over once it is older than LOCK_STALE_MS.
  * (The OS keyring, where one runs, is a later option: see the issue notes.)
  */
-import { readFile, rm } from 'node:fs/promises';
+const LOCK_STALE_MS = 60_000;
+const LOCK_WAIT_MS = 30_000;
+import { open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { writeFileAtomic } from './account-store.ts';
 
@@ -36,5 +42,28 @@ export class FileCredentialStore {
   }
   async clear(): Promise<void> {
     await rm(this.path, { force: true });
+  }
+  async withLock<T>(fn: () => Promise<T>): Promise<T> {
+    const lock = `${this.path}.lock`;
+    const deadline = Date.now() + LOCK_WAIT_MS;
+    for (;;) {
+      try {
+        const fh = await open(lock, 'wx', 0o600);
+        await fh.writeFile(String(process.pid));
+        await fh.close();
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const st = await stat(lock).catch(() => null);
+        if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) await rm(lock, { force: true });
+        else if (Date.now() > deadline) throw new Error(`another coffer process holds ${lock}; try again`);
+        else await new Promise((r) => setTimeout(r, 25));
+      }
+    }
+    try {
+      return await fn();
+    } finally {
+      await rm(lock, { force: true });
+    }
   }
 }

@@ -2,11 +2,12 @@
 import { Command } from 'commander';
 import { CofferError } from '@coffer/protocol';
 import { randomBytes } from 'node:crypto';
-import { createCoffer, type Coffer } from '../../app.ts';
+import type { Coffer } from '../../app.ts';
 import { addConfigFlags, configFromFlags, STORAGE_KEYS } from '../config-flags.ts';
 import { readSecret } from '../read-secret.ts';
 
 async function withCoffer<T>(opts: Record<string, unknown>, fn: (c: Coffer) => Promise<T>): Promise<T> {
+  const { createCoffer } = await import('../../app.ts'); // loaded on use: the client's verbs share this program
   const coffer = await createCoffer(configFromFlags(opts));
   try {
     return await fn(coffer);

@@ -1,14 +1,15 @@
 /** `coffer server`: run the HTTP server until SIGTERM/SIGINT, then shut down gracefully. */
 import { Command } from 'commander';
-import { startServer } from '../../app.ts';
 import { redactConfig } from '../../config/load-config.ts';
-import { userRepository } from '../../repositories/user.repository.ts';
 import { addConfigFlags, configFromFlags } from '../config-flags.ts';
 
 export function serverCommand(): Command {
   const cmd = new Command('server').description('Run the Coffer server (SQLite + local folder by default; PostgreSQL and S3 when configured)');
   addConfigFlags(cmd);
   cmd.action(async (opts) => {
+    // Loaded here, not at the top: the client's verbs share this program and should start fast.
+    const { startServer } = await import('../../app.ts');
+    const { userRepository } = await import('../../repositories/user.repository.ts');
     const config = configFromFlags(opts);
     const server = await startServer(config);
     const log = server.http.log;

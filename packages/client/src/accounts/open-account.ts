@@ -1,0 +1,55 @@
+/**
+ * Opens what a command needs for one account: its index, its credentials,
+ * and an API client that keeps the credentials file current as tokens
+ * rotate. The one place that wires the client's parts together.
+ */
+import { join } from 'node:path';
+import { ApiClient } from '../remote/api-client.ts';
+import { uploadFile } from '../remote/upload-file.ts';
+import { SyncIndex } from '../index/sync-index.ts';
+import type { SyncApi } from '../sync/sync-engine.ts';
+import type { RemoteItemLike } from '../transfer/remote-executor.ts';
+import { AccountStore, type Account } from './account-store.ts';
+import { FileCredentialStore } from './file-credential-store.ts';
+
+export interface OpenedAccount {
+  account: Account;
+  store: AccountStore;
+  api: ApiClient;
+  /** The API as the sync engine sees it. */
+  syncApi: SyncApi;
+  index: SyncIndex;
+  credentials: FileCredentialStore;
+  close(): void;
+}
+
+export async function openAccount(store: AccountStore, name?: string): Promise<OpenedAccount> {
+  const account = await store.pick(name);
+  const dir = store.stateDir(account.name);
+  const credentials = new FileCredentialStore(dir);
+  if (!(await credentials.load())) {
+    throw new Error(`Account "${account.name}" is not signed in on this device (its credentials are gone): run \`coffer login ${account.server} --folder ${account.folder} --name ${account.name}\`.`);
+  }
+  const api = new ApiClient({ baseUrl: account.server, credentials });
+  const index = new SyncIndex(join(dir, 'index.sqlite'));
+  const syncApi = syncApiOf(api);
+  return { account, store, api, syncApi, index, credentials, close: () => index.close() };
+}
+
+/** The API client as the sync engine sees it. */
+export function syncApiOf(api: ApiClient): SyncApi {
+  return {
+    drive: () => api.drive(),
+    changes: (cursor, limit) => api.changes(cursor, limit) as ReturnType<SyncApi['changes']>,
+    listTree: (rootId) => api.listTree(rootId) as Promise<RemoteItemLike[]>,
+    mkdir: (parentId, n) => api.mkdir(parentId, n) as Promise<RemoteItemLike>,
+    move: (id, to) => api.move(id, to) as Promise<RemoteItemLike>,
+    trash: async (id, opts) => { await api.trash(id, opts); },
+    upload: async (path, target) => {
+      const r = await uploadFile(api, path, target);
+      return { item: r.item as RemoteItemLike, contentHash: r.contentHash };
+    },
+    download: (id) => api.download(id),
+    reportPendingChanges: async (n) => { await api.reportPendingChanges(n); },
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * `coffer login <server> --folder <dir>`: signs this device in to an
+ * account (password, then a 2FA code when the account has one) and links a
+ * local folder to the account's drive. Credentials go to the account's
+ * state directory (0600), never into the folder.
+ */
+import { Command } from 'commander';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { hostname, platform } from 'node:os';
+import { join, resolve } from 'node:path';
+import { AccountStore } from '../../accounts/account-store.ts';
+import { FileCredentialStore } from '../../accounts/file-credential-store.ts';
+import { completeLogin2fa, login } from '../../remote/auth.ts';
+import { ApiClient } from '../../remote/api-client.ts';
+import { ROOT_MARKER } from '../../scanner/ignore.ts';
+import { ask } from '../prompt.ts';
+import { output } from '../output.ts';
+
+interface LoginFlags { folder: string; name?: string; username?: string; password?: string; code?: string; deviceName?: string; json?: boolean }
+
+export function loginCommand(): Command {
+  return new Command('login').description('Sign this device in to an account and link a folder to its drive')
+    .argument('<server>', 'the server address, e.g. https://drive.example.org')
+    .requiredOption('--folder <dir>', 'the local folder to keep in sync (created if missing)')
+    .option('--name <name>', 'a name for this account on this device (default: user@host)')
+    .option('--username <user>', 'username or e-mail (asked when missing)')
+    .option('--password <password>', 'the password (prefer the prompt or COFFER_PASSWORD: flags land in shell history)')
+    .option('--code <code>', 'a two-factor code or recovery code (asked when needed)')
+    .option('--device-name <name>', 'how this device appears in your devices list', hostname())
+    .option('--json', 'machine-readable output')
+    .action(async (serverArg: string, flags: LoginFlags) => {
+      const out = output(!!flags.json);
+      const server = normalizeServer(serverArg);
+      const folder = resolve(flags.folder);
+      const store = new AccountStore();
+      await checkFolder(folder);
+      const username = flags.username ?? await ask('Username or e-mail: ');
+      const password = flags.password ?? process.env.COFFER_PASSWORD ?? await ask('Password: ', { secret: true });
+      let result = await login(server, { login: username, password, deviceName: flags.deviceName, platform: platform() });
+      if (result.status === 'mfa-required') {
+        const code = flags.code ?? await ask('Two-factor code (or a recovery code): ');
+        result = await completeLogin2fa(server, { challenge: result.challenge, ...(/^\d{6}$/.test(code.trim()) ? { code: code.trim() } : { recoveryCode: code }) });
+      }
+      if (result.status !== 'signed-in') throw new Error('sign-in did not complete');
+      const name = flags.name ?? `${result.user.username}@${new URL(server).host}`;
+      if (!/^[\w.@-]{1,100}$/.test(name)) throw new Error('An account name is letters, digits, ".", "_", "-" or "@".');
+      await store.add({ name, server, folder, username: result.user.username, deviceName: flags.deviceName ?? hostname(), createdAt: new Date().toISOString() });
+      const credentials = new FileCredentialStore(store.stateDir(name));
+      await credentials.save(result.credentials);
+      const drive = await new ApiClient({ baseUrl: server, credentials }).drive();
+      await mkdir(folder, { recursive: true });
+      await writeFile(join(folder, ROOT_MARKER), JSON.stringify({ account: name, server, instanceId: drive.instanceId, rootId: drive.rootId }) + '\n');
+      out.result({ account: name, folder, server, user: result.user.username }, () => {
+        out.line(`signed in as ${result.user.username}; ${folder} is linked to the account "${name}"`);
+        out.line('run `coffer sync` (or `coffer sync --watch`) to sync it');
+      });
+    });
+}
+
+function normalizeServer(s: string): string {
+  let url: URL;
+  try {
+    url = new URL(/^https?:\/\//.test(s) ? s : `https://${s}`);
+  } catch {
+    throw new Error(`"${s}" is not a server address; give it as https://drive.example.org`);
+  }
+  return url.origin + url.pathname.replace(/\/+$/, '');
+}
+
+/** A folder already linked to an account (it holds a root marker) cannot be linked again. */
+async function checkFolder(folder: string): Promise<void> {
+  const marker = await readFile(join(folder, ROOT_MARKER), 'utf8').catch(() => null);
+  if (marker !== null) throw new Error(`${folder} is already linked to an account (${ROOT_MARKER} is there); pick another folder, or remove that account first.`);
+  await readdir(folder).catch(() => []);
+}

@@ -1,0 +1,61 @@
+/**
+ * `coffer sync [--account A] [--watch]`: sync once, or keep watching the
+ * folder (file watcher), the server (push channel) and a slow poll as a
+ * fallback, syncing shortly after anything changes.
+ */
+import { Command } from 'commander';
+import { AccountStore } from '../../accounts/account-store.ts';
+import { openAccount, type OpenedAccount } from '../../accounts/open-account.ts';
+import { syncOnce, type SyncReport } from '../../sync/sync-engine.ts';
+import { output, plural, type Output } from '../output.ts';
+
+interface SyncFlags { account?: string; watch?: boolean; yes?: boolean; json?: boolean; maxDelete?: string }
+
+export function syncCommand(): Command {
+  return new Command('sync').description('Sync an account\'s folder with the server, once or continuously (--watch)')
+    .option('--account <name>', 'which linked account (default: the only or default one)')
+    .option('--watch', 'keep running: sync whenever the folder or the server changes')
+    .option('--yes', 'go ahead with a run that would delete more than the allowed share of the folder')
+    .option('--max-delete <percent>', 'pause a run that would delete more than this share of the synced items', '50')
+    .option('--json', 'machine-readable output')
+    .action(async (flags: SyncFlags) => {
+      const out = output(!!flags.json);
+      const opened = await openAccount(new AccountStore(), flags.account);
+      try {
+        const run = () => runOnce(opened, flags, out);
+        if (!flags.watch) {
+          await run();
+          return;
+        }
+        await run().catch((e) => out.line(`sync failed: ${(e as Error).message}`));
+        const { watchAccount } = await import('../../sync/watch.ts'); // loads the native file watcher only when watching
+        await watchAccount(opened, run, (msg) => out.line(msg));
+      } finally {
+        opened.close();
+      }
+    });
+}
+
+async function runOnce(o: OpenedAccount, flags: SyncFlags, out: Output): Promise<SyncReport> {
+  try {
+    const report = await syncOnce(o.syncApi, o.index, {
+      folder: o.account.folder, deviceName: o.account.deviceName, allowDeletes: !!flags.yes,
+      maxDeleteShare: Number(flags.maxDelete ?? 50) / 100,
+    });
+    await o.store.update(o.account.name, { lastSyncAt: new Date().toISOString(), lastError: null });
+    out.result(report, () => printReport(out, report));
+    return report;
+  } catch (e) {
+    await o.store.update(o.account.name, { lastError: (e as Error).message }).catch(() => {});
+    throw e;
+  }
+}
+
+function printReport(out: Output, r: SyncReport): void {
+  const parts = [plural(r.uploaded, 'upload'), plural(r.downloaded, 'download'), plural(r.moved, 'move'), plural(r.deleted, 'deletion'), plural(r.created, 'new folder')];
+  out.line(`synced: ${parts.join(', ')}`);
+  for (const c of r.conflicts) out.line(`conflict: both sides changed a file; your version is kept as ${c}`);
+  for (const p of r.problems) out.line(`not synced: ${p.path}: ${p.message}`);
+  for (const s of r.skipped) out.line(`postponed: ${s.op.type} ${s.op.side === 'local' ? 'here' : 'on the server'}: ${s.reason}`);
+  if (r.pendingLocal) out.line(`${plural(r.pendingLocal, 'local change')} not on the server yet`);
+}
