@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { ApiClient } from '../remote/api-client.ts';
 import { uploadFile } from '../remote/upload-file.ts';
+import { uploadBatch } from '../transfer/upload-batch.ts';
 import { SyncIndex } from '../index/sync-index.ts';
 import type { SyncApi } from '../sync/sync-engine.ts';
 import type { RemoteItemLike } from '../transfer/remote-executor.ts';
@@ -49,6 +50,7 @@ export function syncApiOf(api: ApiClient): SyncApi {
       const r = await uploadFile(api, path, target);
       return { item: r.item as RemoteItemLike, contentHash: r.contentHash };
     },
+    uploadBatch: async (files) => (await uploadBatch(api, files)).map((r) => (r.ok ? { key: r.key, ok: true as const, item: r.item as RemoteItemLike } : r)),
     download: (id) => api.download(id),
     reportPendingChanges: async (n) => { await api.reportPendingChanges(n); },
   };

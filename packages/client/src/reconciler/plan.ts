@@ -85,23 +85,35 @@ function diff(side: Side, current: Tree, target: Tree): Op[] {
   return ops;
 }
 
-/** A tree being changed step by step, to check each step's preconditions. */
+/** A tree being changed step by step, to check each step's preconditions. Children are indexed by folder and name key. */
 class Sim {
   readonly nodes: Map<string, Node>;
+  private readonly kids = new Map<string, Map<string, string>>();
   private readonly key: (name: string) => string;
   private readonly rootId: string;
   constructor(tree: Tree, key: (name: string) => string) {
     this.nodes = new Map(tree.nodes);
     this.key = key;
     this.rootId = tree.rootId;
+    for (const n of this.nodes.values()) this.link(n);
+  }
+  private link(n: Node): void {
+    if (n.parentId === null) return;
+    let m = this.kids.get(n.parentId);
+    if (!m) this.kids.set(n.parentId, (m = new Map()));
+    m.set(this.key(n.name), n.id);
+  }
+  private unlink(n: Node): void {
+    if (n.parentId === null) return;
+    const m = this.kids.get(n.parentId);
+    if (m && m.get(this.key(n.name)) === n.id) m.delete(this.key(n.name));
   }
   childNamed(parentId: string, name: string): Node | undefined {
-    for (const n of this.nodes.values()) if (n.parentId === parentId && this.key(n.name) === this.key(name)) return n;
-    return undefined;
+    const id = this.kids.get(parentId)?.get(this.key(name));
+    return id === undefined ? undefined : this.nodes.get(id);
   }
   hasChildren(id: string): boolean {
-    for (const n of this.nodes.values()) if (n.parentId === id) return true;
-    return false;
+    return (this.kids.get(id)?.size ?? 0) > 0;
   }
   isFolder(id: string): boolean {
     return this.nodes.get(id)?.kind === 'folder';
@@ -126,11 +138,14 @@ class Sim {
   }
   apply(op: Op): void {
     const cur = this.nodes.get(op.id);
-    if (op.type === 'delete') this.nodes.delete(op.id);
-    else if (op.type === 'mkdir') this.nodes.set(op.id, { id: op.id, parentId: op.parentId, name: op.name, kind: 'folder', hash: null, size: 0 });
-    else if (op.type === 'move') this.nodes.set(op.id, { ...cur!, parentId: op.parentId, name: op.name });
-    else if (cur) this.nodes.set(op.id, { ...cur, hash: op.hash, size: op.size }); // new content; the item stays where it is
-    else this.nodes.set(op.id, { id: op.id, parentId: op.parentId, name: op.name, kind: 'file', hash: op.hash, size: op.size });
+    let next: Node | undefined;
+    if (op.type === 'delete') next = undefined;
+    else if (op.type === 'mkdir') next = { id: op.id, parentId: op.parentId, name: op.name, kind: 'folder', hash: null, size: 0 };
+    else if (op.type === 'move') next = { ...cur!, parentId: op.parentId, name: op.name };
+    else if (cur) next = { ...cur, hash: op.hash, size: op.size }; // new content; the item stays where it is
+    else next = { id: op.id, parentId: op.parentId, name: op.name, kind: 'file', hash: op.hash, size: op.size };
+    if (cur) this.unlink(cur);
+    if (next) { this.nodes.set(op.id, next); this.link(next); } else this.nodes.delete(op.id);
   }
 }
 

@@ -68,14 +68,20 @@ export async function syncOnce(api: SyncApi, index: SyncIndex, opts: SyncOptions
   const now = opts.now ?? Date.now;
   const report: SyncReport = { rounds: 0, uploaded: 0, downloaded: 0, moved: 0, deleted: 0, created: 0, conflicts: [], skipped: [], problems: [], pendingLocal: 0 };
   for (let round = 1; round <= MAX_ROUNDS; round++) {
-    const { rootId } = await refreshRemote(api, index);
+    const { rootId, changes: remoteChanges, listed } = await refreshRemote(api, index);
     const base = treeOf(rootId, withRoot(index.baseNodes(), rootId));
     const scan = await scanFolder(opts.folder, rootId, index, base, now());
-    index.transaction(() => { for (const r of fileRows(scan.entries)) index.putLocalFile(r); });
+    saveFileRows(index, scan);
+    report.problems = scan.problems;
+    // Nothing changed on the server since a run that ended in agreement, and the folder is the base: done, without planning.
+    if (index.getMeta('quiet') === '1' && remoteChanges === 0 && !listed && sameTree(scan.tree, base)) break;
+    index.setMeta('quiet', null);
     const remote = treeOf(rootId, index.remoteNodes());
     const p = plan(remote, scan.tree, base, { device: opts.deviceName, day: new Date(now()).toISOString().slice(0, 10), caseInsensitive: opts.caseInsensitive });
-    report.problems = scan.problems;
-    if (p.ops.length === 0 && p.rekey.length === 0 && p.settle.length === 0) break;
+    if (p.ops.length === 0 && p.rekey.length === 0 && p.settle.length === 0) {
+      index.setMeta('quiet', '1');
+      break;
+    }
     report.rounds = round;
     checkDeleteValve(p, base, opts);
     await execute(api, index, p, scan, remote, base, opts, report);
@@ -83,6 +89,26 @@ export async function syncOnce(api: SyncApi, index: SyncIndex, opts: SyncOptions
   report.pendingLocal = await pendingLocalChanges(api, index, opts, report);
   index.setProblems(report.problems);
   return report;
+}
+
+/** Remembers what the scan saw (inodes, stamps, hashes), writing only rows that changed. */
+function saveFileRows(index: SyncIndex, scan: ScanResult): void {
+  const known = new Map(index.localFiles().map((r) => [r.id, r]));
+  const changed = fileRows(scan.entries).filter((r) => {
+    const k = known.get(r.id);
+    return !k || k.dev !== r.dev || k.ino !== r.ino || k.size !== r.size || k.mtimeMs !== r.mtimeMs || k.hash !== r.hash;
+  });
+  if (changed.length) index.transaction(() => { for (const r of changed) index.putLocalFile(r); });
+}
+
+/** Whether two trees hold the same items at the same places with the same content. */
+function sameTree(a: Tree, b: Tree): boolean {
+  if (a.nodes.size !== b.nodes.size) return false;
+  for (const n of a.nodes.values()) {
+    const m = b.nodes.get(n.id);
+    if (!m || m.parentId !== n.parentId || m.name !== n.name || m.kind !== n.kind || m.hash !== n.hash) return false;
+  }
+  return true;
 }
 
 function withRoot(nodes: Node[], rootId: string): Node[] {
@@ -138,26 +164,42 @@ async function execute(api: SyncApi, index: SyncIndex, p: Plan, scan: ScanResult
     localPath: (id): string | null => state.absPath(remoteExec.resolve(id)),
     remoteNode: (id) => remote.get(id),
   });
-  for (const op of p.ops) {
+  const finish = (op: Op, result: StepOutcome | Error) => {
     let outcome: StepOutcome;
-    try {
-      outcome = op.side === 'local' ? await local.run(op) : await remoteExec.run(op);
-    } catch (e) {
-      const code = (e as { code?: string }).code;
+    if (result instanceof Error) {
+      const code = (result as { code?: string }).code;
       if (op.side === 'remote' && code && REJECTED.has(code)) {
-        report.problems.push({ path: state.relPath(remoteExec.resolve(op.id)) ?? op.id, kind: 'rejected', message: `${code}: ${(e as Error).message}`, at: Date.now() });
+        report.problems.push({ path: state.relPath(remoteExec.resolve(op.id)) ?? op.id, kind: 'rejected', message: `${code}: ${result.message}`, at: Date.now() });
         outcome = { done: false, reason: code };
-      } else throw e;
-    }
+      } else throw result;
+    } else outcome = result;
     opts.onStep?.(op, outcome);
     if (!outcome.done) {
       report.skipped.push({ op, reason: outcome.reason });
-      continue;
+      return;
     }
-    const id = op.side === 'remote' ? remoteExec.resolve(op.id) : op.id;
-    record(id);
+    record(op.side === 'remote' ? remoteExec.resolve(op.id) : op.id);
     count(op, report);
-  }
+  };
+  // Phases, each keeping the plan's order: structure first (moves, new folders, deletions), then
+  // contents in parallel. Safe because a write never frees a name or a folder another step needs.
+  const isWrite = (o: Op): o is Extract<Op, { type: 'write' }> => o.type === 'write';
+  const localOps = p.ops.filter((o) => o.side === 'local');
+  const remoteOps = p.ops.filter((o) => o.side === 'remote');
+  for (const op of localOps.filter((o) => !isWrite(o))) finish(op, await local.run(op).catch((e: Error) => e));
+  await pool(localOps.filter(isWrite), DOWNLOADS_IN_PARALLEL, async (op) => finish(op, await local.run(op).catch((e: Error) => e)));
+  for (const op of remoteOps.filter((o) => !isWrite(o))) finish(op, await remoteExec.run(op).catch((e: Error) => e));
+  await remoteExec.runWrites(remoteOps.filter(isWrite), finish);
+}
+
+const DOWNLOADS_IN_PARALLEL = 4;
+
+/** Runs `fn` over `items`, at most `n` at a time. */
+async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
+    while (next < items.length) await fn(items[next++]);
+  }));
 }
 
 function count(op: Op, r: SyncReport): void {

@@ -30,7 +30,15 @@ export interface RemoteWriter {
   move(id: string, to: { parentId?: string; name?: string; ifRev?: number }): Promise<RemoteItemLike>;
   trash(id: string, opts: { ifRev?: number }): Promise<void>;
   upload(localPath: string, target: { parentId: string; name: string } | { itemId: string; ifMatch: string }): Promise<{ item: RemoteItemLike; contentHash: string }>;
+  /** Many small files with a few requests (optional: without it each file is uploaded on its own). */
+  uploadBatch?(files: { key: string; path: string; target: { parentId: string; name: string } | { itemId: string; ifMatch: string } }[]):
+    Promise<({ key: string; ok: true; item: RemoteItemLike } | { key: string; ok: false; error: Error & { code?: string } })[]>;
 }
+
+/** Files up to this size are uploaded in batches. */
+export const BATCHABLE_BYTES = 4 * 1024 * 1024;
+const BATCH_FILES = 500;
+const BATCH_BYTES = 32 * 1024 * 1024;
 
 export interface RemoteExecutorHooks {
   /** The server's state of an item after a step (or null once it is in the recycle bin). */
@@ -72,6 +80,62 @@ export class RemoteExecutor {
       const code = (e as { code?: string }).code;
       if (code && REPLAN.has(code)) return { done: false, reason: `${code}: ${(e as Error).message}` };
       throw e;
+    }
+  }
+
+  /**
+   * Uploads: small files in batches (one session, one `missing`, one body of
+   * chunks, one `commit-batch` per batch), large ones one by one. Outcomes
+   * come back per step, through `done` as each finishes.
+   */
+  async runWrites(ops: Extract<Op, { type: 'write' }>[], done: (op: Op, outcome: StepOutcome | Error) => void, concurrency = 3): Promise<void> {
+    const small = this.api.uploadBatch ? ops.filter((o) => o.size <= BATCHABLE_BYTES) : [];
+    const jobs: (() => Promise<void>)[] = [];
+    for (const op of ops.filter((o) => !small.includes(o))) jobs.push(async () => done(op, await this.run(op).catch((e: Error) => e)));
+    for (let i = 0; i < small.length;) {
+      const batch: typeof small = [];
+      let bytes = 0;
+      while (i < small.length && batch.length < BATCH_FILES && (batch.length === 0 || bytes + small[i].size <= BATCH_BYTES)) {
+        bytes += small[i].size;
+        batch.push(small[i++]);
+      }
+      jobs.push(() => this.batch(batch, done));
+    }
+    let next = 0;
+    await Promise.all(Array.from({ length: Math.min(concurrency, jobs.length) }, async () => {
+      while (next < jobs.length) await jobs[next++]();
+    }));
+  }
+
+  private async batch(ops: Extract<Op, { type: 'write' }>[], done: (op: Op, outcome: StepOutcome | Error) => void): Promise<void> {
+    const files: { key: string; path: string; target: { parentId: string; name: string } | { itemId: string; ifMatch: string } }[] = [];
+    const byKey = new Map<string, Extract<Op, { type: 'write' }>>();
+    for (const op of ops) {
+      const id = this.resolve(op.id);
+      const parentId = this.resolve(op.parentId);
+      const path = this.hooks.localPath(op.id);
+      if (isLocalId(parentId) || path === null) { done(op, { done: false, reason: path === null ? 'the local file is not there' : 'its folder is not on the server yet' }); continue; }
+      const current = isLocalId(id) ? undefined : this.hooks.remoteNode(id);
+      files.push({ key: op.id, path, target: current && current.etag ? { itemId: id, ifMatch: current.etag } : { parentId, name: op.name } });
+      byKey.set(op.id, op);
+    }
+    if (!files.length) return;
+    let results;
+    try {
+      results = await this.api.uploadBatch!(files);
+    } catch (e) {
+      for (const op of byKey.values()) done(op, e as Error);
+      return;
+    }
+    for (const r of results) {
+      const op = byKey.get(r.key)!;
+      if (r.ok) {
+        const existing = !isLocalId(this.resolve(op.id)) && this.hooks.remoteNode(this.resolve(op.id))?.etag;
+        if (existing) this.hooks.remoteChanged(r.item.id, toRemoteNode(r.item));
+        else this.created(op.id, r.item);
+        done(op, { done: true });
+      } else if (r.error.code && REPLAN.has(r.error.code)) done(op, { done: false, reason: `${r.error.code}: ${r.error.message}` });
+      else done(op, r.error);
     }
   }
 
