@@ -32,6 +32,8 @@ export interface SyncOptions {
   allowDeletes?: boolean;
   caseInsensitive?: boolean;
   now?: () => number;
+  /** Told each round's plan before it runs (progress display). */
+  onPlan?: (p: Plan) => void;
   onStep?: (op: Op, outcome: StepOutcome) => void;
 }
 
@@ -84,6 +86,7 @@ export async function syncOnce(api: SyncApi, index: SyncIndex, opts: SyncOptions
     }
     report.rounds = round;
     checkDeleteValve(p, base, opts);
+    opts.onPlan?.(p);
     await execute(api, index, p, scan, remote, base, opts, report);
   }
   report.pendingLocal = await pendingLocalChanges(api, index, opts, report);

@@ -4,10 +4,14 @@
  * fallback, syncing shortly after anything changes.
  */
 import { Command } from 'commander';
+import cliProgress from 'cli-progress';
 import { AccountStore } from '../../accounts/account-store.ts';
 import { openAccount, type OpenedAccount } from '../../accounts/open-account.ts';
 import { syncOnce, type SyncReport } from '../../sync/sync-engine.ts';
 import { output, plural, type Output } from '../output.ts';
+
+const { SingleBar, Presets } = cliProgress;
+type SingleBar = InstanceType<typeof cliProgress.SingleBar>;
 
 interface SyncFlags { account?: string; watch?: boolean; yes?: boolean; json?: boolean; maxDelete?: string }
 
@@ -37,17 +41,48 @@ export function syncCommand(): Command {
 }
 
 async function runOnce(o: OpenedAccount, flags: SyncFlags, out: Output): Promise<SyncReport> {
+  const progress = !out.json && process.stderr.isTTY ? new Progress() : null;
   try {
     const report = await syncOnce(o.syncApi, o.index, {
       folder: o.account.folder, deviceName: o.account.deviceName, allowDeletes: !!flags.yes,
       maxDeleteShare: Number(flags.maxDelete ?? 50) / 100,
+      onPlan: (p) => progress?.start(p.ops.length, p.ops.filter((x) => x.type === 'write').reduce((n, x) => n + (x.type === 'write' ? x.size : 0), 0)),
+      onStep: (op) => progress?.step(op.type === 'write' ? op.size : 0),
     });
+    progress?.stop();
     await o.store.update(o.account.name, { lastSyncAt: new Date().toISOString(), lastError: null });
     out.result(report, () => printReport(out, report));
     return report;
   } catch (e) {
+    progress?.stop();
     await o.store.update(o.account.name, { lastError: (e as Error).message }).catch(() => {});
     throw e;
+  }
+}
+
+/** A progress bar on the terminal (stderr): steps, bytes, speed and time left. */
+class Progress {
+  private bar: SingleBar | null = null;
+  private bytes = 0;
+  private totalBytes = 0;
+  private started = 0;
+  start(steps: number, bytes: number): void {
+    if (steps === 0) return;
+    this.stop();
+    this.bytes = 0;
+    this.totalBytes = bytes;
+    this.started = Date.now();
+    this.bar = new SingleBar({ format: 'syncing [{bar}] {value}/{total} steps | {mb}/{totalMb} MB | {speed} MB/s | {eta_formatted} left', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+    this.bar.start(steps, 0, { mb: '0.0', totalMb: (bytes / 1e6).toFixed(1), speed: '0.0' });
+  }
+  step(bytes: number): void {
+    this.bytes += bytes;
+    const secs = Math.max(0.001, (Date.now() - this.started) / 1000);
+    this.bar?.increment(1, { mb: (this.bytes / 1e6).toFixed(1), totalMb: (this.totalBytes / 1e6).toFixed(1), speed: (this.bytes / 1e6 / secs).toFixed(1) });
+  }
+  stop(): void {
+    this.bar?.stop();
+    this.bar = null;
   }
 }
 
