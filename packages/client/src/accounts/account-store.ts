@@ -24,6 +24,8 @@ export interface Account {
   createdAt: string;
   lastSyncAt?: string;
   lastError?: string | null;
+  /** A disconnect in progress: the next `coffer disconnect` continues from this step. */
+  disconnecting?: { startedAt: string; step: 'finishing' | 'revoking' | 'clearing' };
 }
 
 export interface AccountsFile {

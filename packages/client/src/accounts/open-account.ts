@@ -24,11 +24,12 @@ export interface OpenedAccount {
   close(): void;
 }
 
-export async function openAccount(store: AccountStore, name?: string): Promise<OpenedAccount> {
+/** `allowSignedOut`: open an account whose credentials are gone (a disconnect finishing, a revoked device). */
+export async function openAccount(store: AccountStore, name?: string, opts: { allowSignedOut?: boolean } = {}): Promise<OpenedAccount> {
   const account = await store.pick(name);
   const dir = store.stateDir(account.name);
   const credentials = new FileCredentialStore(dir);
-  if (!(await credentials.load())) {
+  if (!opts.allowSignedOut && !(await credentials.load())) {
     throw new Error(`Account "${account.name}" is not signed in on this device (its credentials are gone): run \`coffer login ${account.server} --folder ${account.folder} --name ${account.name}\`.`);
   }
   const api = new ApiClient({ baseUrl: account.server, credentials });

@@ -9,7 +9,9 @@
  *   (inode, size, mtime, content hash), so renames are recognized and
  *   unchanged files are not hashed again;
  * - `meta`: server identity (instance id, root id), feed cursor;
- * - `problems`: files that could not be synced and why (shown by `status`).
+ * - `problems`: files that could not be synced and why (shown by `status`);
+ * - `conflicts`: the conflict copies this client made, by item id, until
+ *   they are gone (`status` lists the ones still there, across runs).
  *
  * better-sqlite3 is synchronous: a client's index calls are small, and a
  * transaction per sync step keeps the state consistent across a crash.
@@ -31,6 +33,17 @@ export interface LocalFileRow {
   hash: string | null;
 }
 
+/** A conflict copy this client made: the local content of a file both sides changed, kept under another name. */
+export interface ConflictCopyRow {
+  /** The copy's item id (a local id until it is uploaded, then the server's). */
+  id: string;
+  /** Where the copy was put, relative to the sync folder. */
+  path: string;
+  /** The file both sides changed (it holds the other side's content). */
+  original: string;
+  at: number;
+}
+
 export interface Problem {
   path: string;
   kind: 'unreadable' | 'rejected' | 'conflict' | 'unsupported-name' | 'failed';
@@ -45,6 +58,7 @@ CREATE TABLE IF NOT EXISTS base (id TEXT PRIMARY KEY, parent_id TEXT, name TEXT 
 CREATE TABLE IF NOT EXISTS local_files (id TEXT PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL, size INTEGER NOT NULL, mtime_ms REAL NOT NULL, hash TEXT);
 CREATE INDEX IF NOT EXISTS local_files_inode ON local_files (dev, ino);
 CREATE TABLE IF NOT EXISTS problems (path TEXT NOT NULL, kind TEXT NOT NULL, message TEXT NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (path, kind));
+CREATE TABLE IF NOT EXISTS conflicts (id TEXT PRIMARY KEY, path TEXT NOT NULL, original TEXT NOT NULL, at INTEGER NOT NULL);
 `;
 
 type Row = { id: string; parent_id: string | null; name: string; kind: 'file' | 'folder'; hash: string | null; size: number };
@@ -62,7 +76,7 @@ export class SyncIndex {
   }
 
   close(): void {
-    this.db.close();
+    if (this.db.open) this.db.close();
   }
 
   transaction<T>(fn: () => T): T {
@@ -128,6 +142,7 @@ export class SyncIndex {
   rekeyLocal(from: string, to: string): void {
     this.db.prepare('DELETE FROM local_files WHERE id = ?').run(to);
     this.db.prepare('UPDATE local_files SET id = ? WHERE id = ?').run(to, from);
+    this.db.prepare('UPDATE OR REPLACE conflicts SET id = ? WHERE id = ?').run(to, from);
   }
 
   // --- problems ------------------------------------------------------------------
@@ -140,5 +155,18 @@ export class SyncIndex {
       const ins = this.db.prepare('INSERT OR REPLACE INTO problems (path, kind, message, at) VALUES (@path, @kind, @message, @at)');
       for (const p of list) ins.run(p);
     });
+  }
+
+  // --- conflict copies -------------------------------------------------------------
+  conflicts(): ConflictCopyRow[] {
+    return this.db.prepare('SELECT id, path, original, at FROM conflicts ORDER BY path').all() as ConflictCopyRow[];
+  }
+  putConflict(c: ConflictCopyRow): void {
+    this.db.prepare(`INSERT INTO conflicts (id, path, original, at) VALUES (@id, @path, @original, @at)
+      ON CONFLICT (id) DO UPDATE SET path = excluded.path, original = excluded.original, at = excluded.at`).run(c);
+  }
+  /** The copy is gone (deleted, or its content went elsewhere): the conflict is resolved. */
+  deleteConflict(id: string): void {
+    this.db.prepare('DELETE FROM conflicts WHERE id = ?').run(id);
   }
 }

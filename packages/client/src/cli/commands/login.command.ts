@@ -42,7 +42,7 @@ export function loginCommand(): Command {
         result = await completeLogin2fa(server, { challenge: result.challenge, ...(/^\d{6}$/.test(code.trim()) ? { code: code.trim() } : { recoveryCode: code }) });
       }
       if (result.status !== 'signed-in') throw new Error('sign-in did not complete');
-      const name = flags.name ?? `${result.user.username}@${new URL(server).host}`;
+      const name = flags.name ?? `${result.user.username}@${new URL(server).host.replace(':', '-')}`;
       if (!/^[\w.@-]{1,100}$/.test(name)) throw new Error('An account name is letters, digits, ".", "_", "-" or "@".');
       await store.add({ name, server, folder, username: result.user.username, deviceName: flags.deviceName ?? hostname(), createdAt: new Date().toISOString() });
       const credentials = new FileCredentialStore(store.stateDir(name));
