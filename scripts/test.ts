@@ -4,11 +4,14 @@
  * counts (CI reads it). Extra arguments narrow the run: `npm test -- files…`.
  */
 import { spawn } from 'node:child_process';
+import { ensureSystemPackages } from './system-packages.ts';
 
 const patterns = process.argv.slice(2).length ? process.argv.slice(2) : [
   'packages/*/src/**/*.test.ts',
   'packages/*/test/**/*.test.ts',
 ];
+
+ensureSystemPackages((msg) => process.stdout.write(`${msg}\n`));
 
 const child = spawn(process.execPath, ['--test', '--test-reporter=spec', '--test-concurrency=2', '--test-timeout=300000', ...patterns], {
   stdio: ['ignore', 'pipe', 'inherit'],
