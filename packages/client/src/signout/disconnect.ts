@@ -136,7 +136,7 @@ async function revoke(o: OpenedAccount, log: (l: string) => void): Promise<Disco
 }
 
 /** Deletes files whose content the server confirmed (re-checked on disk right before), then folders left empty. */
-async function removeConfirmed(o: OpenedAccount, rootId: string, report: DisconnectReport, log: (l: string) => void): Promise<void> {
+export async function removeConfirmed(o: OpenedAccount, rootId: string, report: DisconnectReport, log: (l: string) => void): Promise<void> {
   const acc = await accountLocal(o.index, o.account.folder, rootId);
   for (const f of acc.confirmed) {
     const abs = join(o.account.folder, f.path);
@@ -164,7 +164,7 @@ async function removeEmptyFolders(folder: string, rel: string): Promise<boolean>
 }
 
 /** Credentials, index, temporary files, the folder's marker; then the account entry. Each part may already be gone. */
-async function clearState(o: OpenedAccount, store: AccountStore): Promise<void> {
+export async function clearState(o: OpenedAccount, store: AccountStore): Promise<void> {
   await o.credentials.clear();
   o.close();
   // Temporary files and the marker that linked the folder to the account (so it can be linked again later).
@@ -175,7 +175,7 @@ async function clearState(o: OpenedAccount, store: AccountStore): Promise<void> 
 }
 
 /** The drive root the folder was linked to at login (for an account that never synced). */
-async function markerRootId(folder: string): Promise<string | null> {
+export async function markerRootId(folder: string): Promise<string | null> {
   try {
     return (JSON.parse(await readFile(join(folder, ROOT_MARKER), 'utf8')) as { rootId?: string }).rootId ?? null;
   } catch {

@@ -5,10 +5,10 @@
  * state directory (0600), never into the folder.
  */
 import { Command } from 'commander';
-import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname, platform } from 'node:os';
 import { join, resolve } from 'node:path';
-import { AccountStore } from '../../accounts/account-store.ts';
+import { AccountStore, type Account } from '../../accounts/account-store.ts';
 import { FileCredentialStore } from '../../accounts/file-credential-store.ts';
 import { completeLogin2fa, login } from '../../remote/auth.ts';
 import { ApiClient } from '../../remote/api-client.ts';
@@ -33,7 +33,7 @@ export function loginCommand(): Command {
       const server = normalizeServer(serverArg);
       const folder = resolve(flags.folder);
       const store = new AccountStore();
-      await checkFolder(folder);
+      const relink = await linkedAccount(store, folder, server);
       const username = flags.username ?? await ask('Username or e-mail: ');
       const password = flags.password ?? process.env.COFFER_PASSWORD ?? await ask('Password: ', { secret: true });
       let result = await login(server, { login: username, password, deviceName: flags.deviceName, platform: platform() });
@@ -42,6 +42,14 @@ export function loginCommand(): Command {
         result = await completeLogin2fa(server, { challenge: result.challenge, ...(/^\d{6}$/.test(code.trim()) ? { code: code.trim() } : { recoveryCode: code }) });
       }
       if (result.status !== 'signed-in') throw new Error('sign-in did not complete');
+      if (relink) {
+        // Signed out remotely earlier: the same account signs in again and keeps its index, so unsynced changes still sync.
+        if (relink.username !== result.user.username) throw new Error(`${folder} belongs to ${relink.username}'s account "${relink.name}", not ${result.user.username}'s.`);
+        await new FileCredentialStore(store.stateDir(relink.name)).save(result.credentials);
+        await store.update(relink.name, { lastError: null });
+        out.result({ account: relink.name, folder, server, user: result.user.username, relinked: true }, () => out.line(`signed in again as ${result.user.username}; ${folder} keeps syncing with the account "${relink.name}" (run \`coffer sync\`)`));
+        return;
+      }
       const name = flags.name ?? `${result.user.username}@${new URL(server).host.replace(':', '-')}`;
       if (!/^[\w.@-]{1,100}$/.test(name)) throw new Error('An account name is letters, digits, ".", "_", "-" or "@".');
       await store.add({ name, server, folder, username: result.user.username, deviceName: flags.deviceName ?? hostname(), createdAt: new Date().toISOString() });
@@ -67,9 +75,15 @@ function normalizeServer(s: string): string {
   return url.origin + url.pathname.replace(/\/+$/, '');
 }
 
-/** A folder already linked to an account (it holds a root marker) cannot be linked again. */
-async function checkFolder(folder: string): Promise<void> {
+/**
+ * A folder already linked (it holds a root marker) cannot be linked to another account; the same
+ * account on this device (signed out remotely) signs in again instead. Returns that account, if so.
+ */
+async function linkedAccount(store: AccountStore, folder: string, server: string): Promise<Account | null> {
   const marker = await readFile(join(folder, ROOT_MARKER), 'utf8').catch(() => null);
-  if (marker !== null) throw new Error(`${folder} is already linked to an account (${ROOT_MARKER} is there); pick another folder, or remove that account first.`);
-  await readdir(folder).catch(() => []);
+  if (marker === null) return null;
+  const name = (JSON.parse(marker) as { account?: string }).account;
+  const account = (await store.list()).find((a) => a.name === name && a.folder === folder && a.server === server);
+  if (account) return account;
+  throw new Error(`${folder} is already linked to an account (${ROOT_MARKER} is there); pick another folder, or disconnect that account first.`);
 }

@@ -8,6 +8,7 @@ import cliProgress from 'cli-progress';
 import { AccountStore } from '../../accounts/account-store.ts';
 import { openAccount, type OpenedAccount } from '../../accounts/open-account.ts';
 import { syncOnce, type SyncReport } from '../../sync/sync-engine.ts';
+import { isWipeRequest, performWipe } from '../../signout/wipe.ts';
 import { output, plural, type Output } from '../output.ts';
 
 const { SingleBar, Presets } = cliProgress;
@@ -55,6 +56,15 @@ async function runOnce(o: OpenedAccount, flags: SyncFlags, out: Output): Promise
     return report;
   } catch (e) {
     progress?.stop();
+    if (isWipeRequest(e)) {
+      await performWipe(o, (l) => out.line(l));
+      throw Object.assign(new Error('this device was wiped and signed out; the account is no longer linked here'), { code: 'DEVICE_WIPED' });
+    }
+    if ((e as { code?: string }).code === 'SESSION_REVOKED') {
+      const msg = `this device was signed out of ${o.account.name}; local files and unsynced changes are kept. Sign in again with \`coffer login ${o.account.server} --folder ${o.account.folder} --name ${o.account.name}\``;
+      await o.store.update(o.account.name, { lastError: msg }).catch(() => {});
+      throw Object.assign(new Error(msg), { code: 'SESSION_REVOKED' });
+    }
     await o.store.update(o.account.name, { lastError: (e as Error).message }).catch(() => {});
     throw e;
   }
