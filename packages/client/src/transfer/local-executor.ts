@@ -98,6 +98,11 @@ export class LocalExecutor {
       return DONE;
     } catch (e) {
       await unlink(temp).catch(() => {});
+      // The server's file changed or went away after the plan (another device): plan again, as remote steps do.
+      const code = (e as { code?: string }).code;
+      if (code === 'NOT_FOUND' || code === 'VERSION_CONFLICT' || code === 'CONTENT_CHANGED') return skip(`the file changed on the server meanwhile (${code})`);
+      // The user moved or deleted its folder meanwhile.
+      if (code === 'ENOENT' || code === 'ENOTDIR') return skip('its folder was moved or deleted meanwhile');
       throw e;
     }
   }
@@ -122,7 +127,10 @@ export class LocalExecutor {
       out.destroy();
     }
     const got = manifestHash(hashes);
-    if (got !== expectHash) throw new Error(`download of ${id} does not match its content hash (got ${got.slice(0, 12)}…, expected ${expectHash.slice(0, 12)}…)`);
+    if (got !== expectHash) {
+      // The bytes are checked, so nothing wrong is ever written; other bytes mean a newer version (or damage): not this step's content.
+      throw Object.assign(new Error(`download of ${id} does not match its content hash (got ${got.slice(0, 12)}…, expected ${expectHash.slice(0, 12)}…)`), { code: 'CONTENT_CHANGED' });
+    }
     const fh = await open(temp, 'r+');
     try { await fh.sync(); } finally { await fh.close(); }
     return size;
@@ -140,7 +148,7 @@ export class LocalExecutor {
   private async currentHash(id: string, path: string, st: FileStamp): Promise<string> {
     const seen = this.stamps.get(id);
     if (seen && seen.hash && seen.dev === st.dev && seen.ino === st.ino && seen.size === st.size && seen.mtimeMs === st.mtimeMs) return seen.hash;
-    return (await hashFile(path)).hash;
+    return (await hashFile(path, st.size)).hash;
   }
 
   private async move(id: string, parentId: string, name: string): Promise<StepOutcome> {
