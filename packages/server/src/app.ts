@@ -21,6 +21,7 @@ import { SignInService } from './services/accounts/sign-in.service.ts';
 import { MfaService } from './services/accounts/mfa.service.ts';
 import { PasswordService } from './services/accounts/password.service.ts';
 import { DeviceService } from './services/accounts/device.service.ts';
+import { DeviceLoginService } from './services/accounts/device-login.service.ts';
 import { ThrottleService } from './services/accounts/throttle.service.ts';
 import { AccountNotices } from './services/accounts/account-notices.ts';
 import { pruneAccounts } from './services/accounts/account-maintenance.ts';
@@ -51,6 +52,8 @@ export interface Services {
   mfa: MfaService;
   passwords: PasswordService;
   devices: DeviceService;
+  /** Browser-approved sign-in of sync clients (RFC 8628 style). */
+  deviceLogin: DeviceLoginService;
   audit: AuditService;
   throttle: ThrottleService;
   notices: AccountNotices;
@@ -116,7 +119,8 @@ export async function createCoffer(config: Config, opts: {
     clientIdleMs: config.clientIdleDays * 86_400_000, accessTokenMs: config.accessTokenSeconds * 1000,
   }, audit);
   const mailer = await createMailer(config, logger);
-  const notices = new AccountNotices(mailer, opts.publicUrl ?? (() => config.publicUrl ?? `http://${config.host}:${config.port}`), logError('mail not sent'));
+  const publicUrl = opts.publicUrl ?? (() => config.publicUrl ?? `http://${config.host}:${config.port}`);
+  const notices = new AccountNotices(mailer, publicUrl, logError('mail not sent'));
   const throttle = new ThrottleService(deps);
   const mfa = new MfaService(deps, audit, { require2fa: config.require2fa, throttle });
   const services: Services = {
@@ -128,6 +132,9 @@ export async function createCoffer(config: Config, opts: {
     signIn: new SignInService(deps, { users, sessions, mfa, throttle, audit, notices }, { require2fa: config.require2fa, allowSignup: config.allowSignup }),
     passwords: new PasswordService(deps, { users, sessions, throttle, audit, notices }, logError('password reset request failed')),
     devices: new DeviceService(deps, sessions, audit),
+    deviceLogin: new DeviceLoginService(deps, { users, sessions, throttle, audit, notices }, {
+      ttlMs: Math.max(1, config.deviceCodeMinutes) * 60_000, require2fa: config.require2fa, publicUrl,
+    }),
     maintenance: new MaintenanceService(deps, {
       trashRetentionDays: config.trashRetentionDays, versionRetentionDays: config.versionRetentionDays,
       maxVersionsPerFile: config.maxVersionsPerFile, gcGraceMs: config.gcGraceSeconds * 1000, changeRetentionDays: config.changeRetentionDays,

@@ -45,6 +45,7 @@ export const OPTIONS = [
   { key: 'rememberIdleDays', flag: '--remember-idle-days', env: 'COFFER_REMEMBER_IDLE_DAYS', type: 'integer', default: 30, help: 'a "keep me signed in" browser session ends after this many idle days' },
   { key: 'clientIdleDays', flag: '--client-idle-days', env: 'COFFER_CLIENT_IDLE_DAYS', type: 'integer', default: 90, help: 'a sync client session ends after this many days without contact' },
   { key: 'accessTokenSeconds', flag: '--access-token-seconds', env: 'COFFER_ACCESS_TOKEN_SECONDS', type: 'integer', default: 900, help: 'lifetime of a sync client access token (renewed with its refresh token)' },
+  { key: 'deviceCodeMinutes', flag: '--device-code-minutes', env: 'COFFER_DEVICE_CODE_MINUTES', type: 'integer', default: 10, help: 'minutes a device sign-in request (coffer login via the browser) waits for approval' },
   { key: 'smtpUrl', flag: '--smtp-url', env: 'COFFER_SMTP_URL', type: 'string', default: null, help: 'SMTP server for mail, smtp://user:pass@host:port (smtps:// for TLS); without it mail is written to data/outbox/', secret: true },
   { key: 'mailFrom', flag: '--mail-from', env: 'COFFER_MAIL_FROM', type: 'string', default: 'Coffer <coffer@localhost>', help: 'sender address of mail from this server' },
   { key: 'logLevel', flag: '--log-level', env: 'COFFER_LOG_LEVEL', type: 'string', default: 'info', help: 'log level: fatal, error, warn, info, debug, trace, silent' },

@@ -125,6 +125,38 @@ export interface PasswordResetsTable {
   used_at: number | null;
 }
 
+export type DeviceLoginStatus = 'pending' | 'approved' | 'denied' | 'used';
+
+/**
+ * A device sign-in request (RFC 8628 style): made by a sync client, approved
+ * or denied in a signed-in browser by whoever holds the user code, then
+ * exchanged once for a session. The approval binds `user_id`.
+ * `interval_seconds` is the polling interval, grown by every SLOW_DOWN.
+ */
+export interface DeviceLoginsTable {
+  /** SHA-256 of the device code the client polls with. */
+  device_code_hash: string;
+  /** SHA-256 of the normalized user code (upper case, no dash). */
+  user_code_hash: string;
+  /** The name the device asked for. */
+  device_name: string;
+  platform: string | null;
+  /** Where the request came from (shown on the approval page). */
+  ip: string | null;
+  user_agent: string | null;
+  created_at: number;
+  expires_at: number;
+  interval_seconds: number;
+  last_polled_at: number | null;
+  status: DeviceLoginStatus;
+  user_id: string | null;
+  /** The device name the approving user chose (else `device_name`). */
+  approved_name: string | null;
+  approver_session_id: string | null;
+  decided_at: number | null;
+  used_at: number | null;
+}
+
 /** Failed attempts per key (an account or an IP, per kind of attempt), shared by every server process. */
 export interface ThrottleTable {
   key: string;
@@ -249,6 +281,7 @@ export interface Database {
   login_challenges: LoginChallengesTable;
   recovery_codes: RecoveryCodesTable;
   password_resets: PasswordResetsTable;
+  device_logins: DeviceLoginsTable;
   throttle: ThrottleTable;
   audit_events: AuditEventsTable;
   items: ItemsTable;

@@ -18,6 +18,7 @@ import { installErrorHandling, renderClientError, renderFrameworkError } from '.
 import { buildRequestValidator, requestValidatorCompiler } from './validation.ts';
 import { installMetrics } from './metrics.ts';
 import { authRoutes } from './routes/auth.routes.ts';
+import { deviceLoginRoutes } from './routes/device-login.routes.ts';
 import { accountRoutes } from './routes/account.routes.ts';
 import { devicesRoutes } from './routes/devices.routes.ts';
 import { pagesRoutes } from './routes/pages.routes.ts';
@@ -78,7 +79,7 @@ export async function buildHttpServer(services: Services, authenticator: Authent
   installAuth(app, authenticator);
   const metrics = installMetrics(app, () => services.upload.active);
 
-  const plugins = [systemRoutes(metrics), pagesRoutes, authRoutes, accountRoutes, devicesRoutes, itemsRoutes, trashRoutes, versionsRoutes, contentRoutes, uploadsRoutes, changesRoutes, pushRoutes];
+  const plugins = [systemRoutes(metrics), pagesRoutes, authRoutes, deviceLoginRoutes, accountRoutes, devicesRoutes, itemsRoutes, trashRoutes, versionsRoutes, contentRoutes, uploadsRoutes, changesRoutes, pushRoutes];
   for (const plugin of plugins) await app.register(async (scope) => plugin(scope as never, services));
   return app;
 }

@@ -113,10 +113,16 @@ const ROUTES: Record<string, RouteSpec> = {
   'POST /api/v1/auth/refresh': { public: true, anonymous: { status: 401, code: 'UNAUTHENTICATED' }, bob: 401, call: () => ({ path: '/api/v1/auth/refresh', json: { refreshToken: 'cfr_not-a-refresh-token' } }) },
   'POST /api/v1/auth/password/forgot': { public: true, anonymous: { status: 202 }, bob: 202, call: () => ({ path: '/api/v1/auth/password/forgot', json: { login: `${nobody()}@example.com` } }) },
   'POST /api/v1/auth/password/reset': { public: true, anonymous: { status: 400, code: 'INVALID_RESET_TOKEN' }, bob: 400, bobCode: 'INVALID_RESET_TOKEN', call: () => ({ path: '/api/v1/auth/password/reset', json: { token: 'cfw_not-a-reset-token', password: 'a-long-enough-password-42' } }) },
+  // Device login: anyone may start a request and poll for it; only a signed-in (and unrestricted) session sees or decides one.
+  'POST /api/v1/auth/device': { public: true, anonymous: { status: 200 }, bob: 200, call: () => ({ path: '/api/v1/auth/device', json: { deviceName: `matrix device ${++nonce}` } }) },
+  'POST /api/v1/auth/device/token': { public: true, anonymous: { status: 400, code: 'INVALID_DEVICE_CODE' }, bob: 400, bobCode: 'INVALID_DEVICE_CODE', call: () => ({ path: '/api/v1/auth/device/token', json: { deviceCode: 'cfd_not-a-device-code' } }) },
 
   'POST /api/v1/auth/logout': { bob: 204, allow: { wipe: { status: 204 }, 'mfa-enrollment': { status: 204 } }, call: () => ({ path: '/api/v1/auth/logout', revokesToken: true }) },
   'GET /api/v1/auth/session': { bob: 200, allow: { wipe: { status: 200 }, 'mfa-enrollment': { status: 200 } }, call: () => ({ path: '/api/v1/auth/session' }) },
   'GET /api/v1/me': { bob: 200, allow: { 'mfa-enrollment': { status: 200 } }, call: () => ({ path: '/api/v1/me' }) },
+  // A user code nobody was given (codes belong to no one until approved: whoever holds one may see and decide it).
+  'GET /api/v1/auth/device/pending': { bob: 404, bobCode: 'UNKNOWN_USER_CODE', call: () => ({ path: '/api/v1/auth/device/pending?userCode=BBBB-BBBB' }) },
+  'POST /api/v1/auth/device/approve': { bob: 404, bobCode: 'UNKNOWN_USER_CODE', call: () => ({ path: '/api/v1/auth/device/approve', json: { userCode: 'BBBB-BBBB', approve: true } }) },
 
   // The current password is right, the new one too short: nothing changes, and no failure is counted.
   'POST /api/v1/account/password': { bob: 400, bobCode: 'WEAK_PASSWORD', call: () => ({ path: '/api/v1/account/password', json: { currentPassword: TEST_PASSWORD, newPassword: 'short' } }) },
@@ -183,7 +189,7 @@ const ENROLLMENT_ROUTES = [
 ];
 const PUBLIC_ROUTES = [
   'POST /api/v1/auth/signup', 'POST /api/v1/auth/login', 'POST /api/v1/auth/login/2fa', 'POST /api/v1/auth/refresh',
-  'POST /api/v1/auth/password/forgot', 'POST /api/v1/auth/password/reset',
+  'POST /api/v1/auth/password/forgot', 'POST /api/v1/auth/password/reset', 'POST /api/v1/auth/device', 'POST /api/v1/auth/device/token',
 ];
 
 /**

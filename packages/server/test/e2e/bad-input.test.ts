@@ -418,6 +418,8 @@ describe('bad input', () => {
         ['/api/v1/auth/signup', { username: 'someone', password: 'a-long-enough-password-42' }],
         ['/api/v1/auth/password/forgot', { login: 'carol' }],
         ['/api/v1/auth/password/reset', { token: 'cfw_x', password: 'a-long-enough-password-42' }],
+        ['/api/v1/auth/device', { deviceName: 'Laptop' }],
+        ['/api/v1/auth/device/token', { deviceCode: 'cfd_x' }],
       ];
       /** The account and device routes that take a JSON body, with a well-formed body. */
       const ACCOUNT: [string, string, Record<string, unknown>][] = [
@@ -428,6 +430,7 @@ describe('bad input', () => {
         ['POST', '/api/v1/app-passwords', { name: 'tool' }],
         ['PUT', '/api/v1/device/pending-changes', { pendingChanges: 1 }],
         ['POST', '/api/v1/device/wipe/confirm', { removedCount: 0, kept: [] }],
+        ['POST', '/api/v1/auth/device/approve', { userCode: 'BBBB-BBBB', approve: true }],
       ];
 
       before(async () => {
@@ -513,6 +516,18 @@ describe('bad input', () => {
           ['/api/v1/auth/password/forgot', 'an unknown field', { login: 'carol', redirect: 'https://evil.example' }],
           ['/api/v1/auth/password/reset', 'no password', { token: 'cfw_x' }],
           ['/api/v1/auth/password/reset', 'token is a number', { token: 1, password: 'a-long-enough-password-42' }],
+          ['/api/v1/auth/device', 'no device name', {}],
+          ['/api/v1/auth/device', 'device name is empty', { deviceName: '' }],
+          ['/api/v1/auth/device', 'device name over 100 characters', { deviceName: 'd'.repeat(101) }],
+          ['/api/v1/auth/device', 'device name with a NUL', { deviceName: 'Laptop\u0000' }],
+          ['/api/v1/auth/device', 'device name with a terminal escape', { deviceName: 'Laptop\u001b[2J' }],
+          ['/api/v1/auth/device', 'platform is a number', { deviceName: 'Laptop', platform: 7 }],
+          ['/api/v1/auth/device', 'an unknown field', { deviceName: 'Laptop', userId: 'someone' }],
+          ['/api/v1/auth/device/token', 'no device code', {}],
+          ['/api/v1/auth/device/token', 'device code is a number', { deviceCode: 42 }],
+          ['/api/v1/auth/device/token', 'device code over 200 characters', { deviceCode: `cfd_${'x'.repeat(200)}` }],
+          ['/api/v1/auth/device/token', 'device key is an object', { deviceCode: 'cfd_x', deviceKey: { key: 'x' } }],
+          ['/api/v1/auth/device/token', 'an unknown field', { deviceCode: 'cfd_x', userId: 'someone' }],
         ];
         for (const [path, label, body] of publicCases) {
           it(`POST ${path}: ${label}`, async () => {
@@ -536,6 +551,15 @@ describe('bad input', () => {
           ['POST', '/api/v1/device/wipe/confirm', 'negative count', { removedCount: -1, kept: [] }],
           ['POST', '/api/v1/device/wipe/confirm', 'kept is a string', { removedCount: 0, kept: 'everything' }],
           ['POST', '/api/v1/device/wipe/confirm', 'kept entry without reason', { removedCount: 0, kept: [{ path: 'a' }] }],
+          ['POST', '/api/v1/auth/device/approve', 'no approve', { userCode: 'BBBB-BBBB' }],
+          ['POST', '/api/v1/auth/device/approve', 'approve is a string', { userCode: 'BBBB-BBBB', approve: 'true' }],
+          ['POST', '/api/v1/auth/device/approve', 'no user code', { approve: true }],
+          ['POST', '/api/v1/auth/device/approve', 'user code is a number', { userCode: 12345678, approve: true }],
+          ['POST', '/api/v1/auth/device/approve', 'user code with a NUL', { userCode: 'BBBB\u0000BBBB', approve: true }],
+          ['POST', '/api/v1/auth/device/approve', 'user code over 32 characters', { userCode: 'B'.repeat(33), approve: true }],
+          ['POST', '/api/v1/auth/device/approve', 'device name is empty', { userCode: 'BBBB-BBBB', approve: true, deviceName: '' }],
+          ['POST', '/api/v1/auth/device/approve', 'device name with a newline', { userCode: 'BBBB-BBBB', approve: true, deviceName: 'a\nb' }],
+          ['POST', '/api/v1/auth/device/approve', 'an unknown field', { userCode: 'BBBB-BBBB', approve: true, userId: 'someone' }],
         ];
         for (const [method, path, label, body] of accountCases) {
           it(`${method} ${path}: ${label}`, async () => {
@@ -551,6 +575,9 @@ describe('bad input', () => {
             await expectError(asCarol('DELETE', p), 400, 'VALIDATION_FAILED', `DELETE ${p}`);
           }
           await expectError(asCarol('POST', `/api/v1/devices/${'d'.repeat(65)}/wipe`), 400, 'VALIDATION_FAILED', 'wipe id too long');
+          for (const q of ['', '?userCode=', `?userCode=${'B'.repeat(33)}`, '?userCode=BBBB%00BBBB', '?code=BBBB-BBBB']) {
+            await expectError(asCarol('GET', `/api/v1/auth/device/pending${q}`), 400, 'VALIDATION_FAILED', `device login lookup ${q}`);
+          }
         });
       });
 

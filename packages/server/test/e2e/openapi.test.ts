@@ -127,7 +127,7 @@ describe('OpenAPI document', () => {
     const open = operations().filter(({ op }) => Array.isArray(op.security) && op.security.length === 0).map(({ key }) => key);
     assert.deepEqual(open, [
       'POST /api/v1/auth/signup', 'POST /api/v1/auth/login', 'POST /api/v1/auth/login/2fa', 'POST /api/v1/auth/refresh',
-      'POST /api/v1/auth/password/forgot', 'POST /api/v1/auth/password/reset',
+      'POST /api/v1/auth/password/forgot', 'POST /api/v1/auth/password/reset', 'POST /api/v1/auth/device', 'POST /api/v1/auth/device/token',
     ]);
     // No operation narrows or widens the default other than by opting out.
     for (const { key, op } of operations()) {

@@ -22,7 +22,7 @@ const SignInBody = Type.Object({
   deviceKey: Type.Optional(Type.String({ maxLength: 200, description: 'The key this device got at its last sign-in: it keeps its entry in the devices list' })),
 }, { additionalProperties: false });
 
-const SignInResult = Type.Object({
+export const SignInResult = Type.Object({
   status: Type.Union([Type.Literal('signed-in'), Type.Literal('mfa-required')]),
   challenge: Type.Optional(Type.String({ description: 'mfa-required: send it with a code to /api/v1/auth/login/2fa' })),
   challengeExpiresAt: Type.Optional(Type.Number()),
@@ -39,23 +39,26 @@ const SignInResult = Type.Object({
 });
 
 const TokenPair = Type.Object({ accessToken: Type.String(), refreshToken: Type.String(), accessExpiresAt: Type.Number() });
-const publicRoute = { tags: ['auth'], security: [] }; // security: [] overrides the document-wide credential requirement
-const authErrors = { ...errorResponses, 403: { $ref: 'Error#' }, 429: { $ref: 'Error#' } } as const;
+export const publicRoute = { tags: ['auth'], security: [] }; // security: [] overrides the document-wide credential requirement
+export const authErrors = { ...errorResponses, 403: { $ref: 'Error#' }, 429: { $ref: 'Error#' } } as const;
+
+/** The answer to a completed (or half-completed) sign-in; a browser also gets its cookies here. Shared with the device login exchange. */
+export function signInAnswer(req: FastifyRequest, reply: FastifyReply, outcome: SignInOutcome) {
+  if (outcome.kind === 'mfa') return { status: 'mfa-required' as const, challenge: outcome.challenge, challengeExpiresAt: outcome.expiresAt };
+  const x = outcome.session;
+  const body = {
+    status: 'signed-in' as const, user: { id: outcome.user.id, username: outcome.user.username },
+    session: { id: x.sessionId, deviceId: x.deviceId, deviceName: x.deviceName, kind: x.kind, persistent: x.persistent, idleTimeoutSeconds: x.idleTimeoutMs / 1000, mfaEnrollmentRequired: x.mfaEnrollmentRequired },
+  };
+  if (x.cookie) {
+    setSessionCookies(req, reply, { secret: x.cookie.secret, maxAgeSeconds: x.persistent ? Math.floor(x.idleTimeoutMs / 1000) : undefined }, x.deviceKey);
+    return { ...body, csrfToken: x.cookie.csrfToken };
+  }
+  return { ...body, deviceKey: x.deviceKey, ...x.tokens };
+}
 
 export const authRoutes: RoutePlugin = (app, s) => {
-  const answer = (req: FastifyRequest, reply: FastifyReply, outcome: SignInOutcome) => {
-    if (outcome.kind === 'mfa') return { status: 'mfa-required' as const, challenge: outcome.challenge, challengeExpiresAt: outcome.expiresAt };
-    const x = outcome.session;
-    const body = {
-      status: 'signed-in' as const, user: { id: outcome.user.id, username: outcome.user.username },
-      session: { id: x.sessionId, deviceId: x.deviceId, deviceName: x.deviceName, kind: x.kind, persistent: x.persistent, idleTimeoutSeconds: x.idleTimeoutMs / 1000, mfaEnrollmentRequired: x.mfaEnrollmentRequired },
-    };
-    if (x.cookie) {
-      setSessionCookies(req, reply, { secret: x.cookie.secret, maxAgeSeconds: x.persistent ? Math.floor(x.idleTimeoutMs / 1000) : undefined }, x.deviceKey);
-      return { ...body, csrfToken: x.cookie.csrfToken };
-    }
-    return { ...body, deviceKey: x.deviceKey, ...x.tokens };
-  };
+  const answer = signInAnswer;
 
   app.post('/api/v1/auth/signup', {
     config: { public: true },

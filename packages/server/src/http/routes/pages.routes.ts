@@ -1,10 +1,12 @@
 /**
  * The few HTML pages the server itself serves until the web app exists:
- * the page a password reset mail links to. It reads the token from the URL
- * fragment (never sent to the server, so it stays out of logs and
- * referrers) and calls the public JSON API.
+ * the page a password reset mail links to (it reads the token from the URL
+ * fragment, never sent to the server, so it stays out of logs and
+ * referrers, and calls the public JSON API), and /device, where a user
+ * approves a device sign-in (device-page.ts).
  */
 import type { RoutePlugin } from './route-context.ts';
+import { DEVICE_PAGE, DEVICE_PAGE_CSP } from './device-page.ts';
 
 const RESET_PAGE = `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -38,4 +40,12 @@ export const pagesRoutes: RoutePlugin = (app) => {
     reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').header('referrer-policy', 'no-referrer')
       .header('content-security-policy', "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; form-action 'none'; frame-ancestors 'none'")
       .send(RESET_PAGE));
+
+  app.get('/device', {
+    config: { public: true },
+    schema: { hide: true }, // the page reads ?code= itself; the server ignores the query
+  }, async (_req, reply) =>
+    reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').header('referrer-policy', 'no-referrer')
+      .header('x-content-type-options', 'nosniff').header('content-security-policy', DEVICE_PAGE_CSP)
+      .send(DEVICE_PAGE));
 };

@@ -14,7 +14,8 @@ export type AuditEventType =
   | 'signin.success' | 'signin.failure' | 'signin.throttled' | 'signin.new_device' | 'signout' | 'session.revoked'
   | 'refresh.reuse' | 'password.changed' | 'password.reset_requested' | 'password.reset' | 'signup'
   | 'mfa.enabled' | 'mfa.disabled' | 'mfa.failure' | 'mfa.recovery_code_used' | 'mfa.recovery_codes_regenerated'
-  | 'app_password.created' | 'device.removed' | 'wipe.requested' | 'wipe.fetched' | 'wipe.confirmed';
+  | 'app_password.created' | 'device.removed' | 'wipe.requested' | 'wipe.fetched' | 'wipe.confirmed'
+  | 'device_login.approved' | 'device_login.denied';
 
 /** Where a request came from, for the audit trail and device records. */
 export interface Origin {

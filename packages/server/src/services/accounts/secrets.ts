@@ -6,9 +6,9 @@
  */
 import { createHash, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 
-export type SecretPrefix = 'cfs' | 'cfa' | 'cfr' | 'cfp' | 'cfk' | 'cfc' | 'cfw';
+export type SecretPrefix = 'cfs' | 'cfa' | 'cfr' | 'cfp' | 'cfk' | 'cfc' | 'cfw' | 'cfd';
 // cfs_ cookie session · cfa_ access token · cfr_ refresh token · cfp_ app password
-// cfk_ device key · cfc_ sign-in challenge · cfw_ password reset
+// cfk_ device key · cfc_ sign-in challenge · cfw_ password reset · cfd_ device login code
 
 export function newSecret(prefix: SecretPrefix): string {
   return `${prefix}_${randomBytes(32).toString('base64url')}`;

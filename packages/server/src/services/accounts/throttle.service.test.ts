@@ -89,6 +89,29 @@ describe('ThrottleService on SQLite', () => {
     assert.equal((await throttleRepository.find(metadata.db, 't:user:4'))?.failures, 1);
   });
 
+  it('refund gives back exactly one attempt: the delay it caused goes, delays of failures counted meanwhile stay', async () => {
+    const k = [account('t:user:6')];
+    for (let i = 0; i < 6; i++) await throttle.attempt(k);
+    now += 2_000; // the 2 s delay of the sixth failure has passed
+    const right = await throttle.attemptRefundable(k);
+    assert.equal((await throttleRepository.find(metadata.db, 't:user:6'))?.failures, 7);
+    await throttle.refund(right);
+    const back = await throttleRepository.find(metadata.db, 't:user:6');
+    assert.equal(back?.failures, 6);
+    assert.equal(await retryAfter(throttle.attempt(k)), null, 'a right answer leaves no delay behind');
+    assert.equal(await retryAfter(throttle.attempt(k)), 4, 'the seventh failure still counts as the seventh');
+
+    // A right answer sent alongside a wrong one: the wrong one's delay stands.
+    now += 4_000;
+    const alongside = await throttle.attemptRefundable(k); // the 8th count
+    // Meanwhile another request (another process) counted a wrong answer past the same check: the 9th.
+    const seen = (await throttleRepository.find(metadata.db, 't:user:6'))!;
+    assert.ok(await throttleRepository.replace(metadata.db, seen, { ...seen, failures: 9, blocked_until: now + delayAfter(9, POLICIES.account) }));
+    await throttle.refund(alongside);
+    assert.equal((await throttleRepository.find(metadata.db, 't:user:6'))?.failures, 8);
+    assert.equal(await retryAfter(throttle.attempt(k)), 8, 'the delay of an eighth failure (8 s)');
+  });
+
   it('concurrent attempts are each counted once', async () => {
     await Promise.all(Array.from({ length: 5 }, () => throttle.attempt([account('t:user:5')])));
     assert.equal((await throttleRepository.find(metadata.db, 't:user:5'))?.failures, 5);

@@ -32,6 +32,13 @@ export interface ThrottleKey {
   policy: ThrottlePolicy;
 }
 
+/** What one attempt counted against one key: the row before it, and the row it wrote. */
+export interface ThrottleReceipt {
+  key: ThrottleKey;
+  before: ThrottleRow | undefined;
+  written: ThrottleRow;
+}
+
 export function delayAfter(failures: number, p: ThrottlePolicy): number {
   if (failures <= p.free) return 0;
   return Math.min(p.maxDelayMs, p.baseDelayMs * 2 ** Math.min(30, failures - p.free - 1));
@@ -49,18 +56,46 @@ export class ThrottleService {
    * counted, so waiting is enough to get through.
    */
   async attempt(keys: ThrottleKey[]): Promise<void> {
+    await this.attemptRefundable(keys);
+  }
+
+  /** As attempt(), and returns what it counted, so that refund() can give back exactly that. */
+  async attemptRefundable(keys: ThrottleKey[]): Promise<ThrottleReceipt[]> {
     const now = this.deps.clock.now();
     const rows = await Promise.all(keys.map((k) => throttleRepository.find(this.deps.db, k.key)));
     const blockedUntil = Math.max(0, ...rows.map((r) => (r && r.blocked_until > now ? r.blocked_until : 0)));
     if (blockedUntil > 0) throw tooMany(blockedUntil - now);
-    for (const k of keys) await this.count(k, now);
+    const receipts: ThrottleReceipt[] = [];
+    for (const k of keys) receipts.push(await this.count(k, now));
+    return receipts;
   }
 
   /** The attempt succeeded: an account starts over; an IP gets this attempt back. */
   async succeeded(keys: ThrottleKey[]): Promise<void> {
     for (const k of keys) {
-      if (k.policy === POLICIES.ip) await this.refund(k);
+      if (k.policy === POLICIES.ip) await this.refundOne(k);
       else await throttleRepository.delete(this.deps.db, k.key);
+    }
+  }
+
+  /**
+   * The attempt was no failure after all (a code that exists): each key
+   * loses the count and returns to the delay it had before. If other
+   * attempts were counted since, their delays stand (recomputed without
+   * this one), so a right answer sent alongside wrong ones lifts nothing.
+   */
+  async refund(receipts: ThrottleReceipt[]): Promise<void> {
+    for (const r of receipts) {
+      for (let tries = 0; tries < 20; tries++) {
+        const seen = await throttleRepository.find(this.deps.db, r.key.key);
+        if (!seen) break;
+        const failures = Math.max(0, seen.failures - 1);
+        const untouched = seen.failures === r.written.failures && seen.last_failure_at === r.written.last_failure_at;
+        const next: ThrottleRow = untouched
+          ? { key: seen.key, failures, last_failure_at: r.before?.last_failure_at ?? seen.last_failure_at, blocked_until: r.before?.blocked_until ?? 0 }
+          : { key: seen.key, failures, last_failure_at: seen.last_failure_at, blocked_until: failures <= r.key.policy.free ? 0 : seen.last_failure_at + delayAfter(failures, r.key.policy) };
+        if (await throttleRepository.replace(this.deps.db, seen, next)) break;
+      }
     }
   }
 
@@ -69,17 +104,17 @@ export class ThrottleService {
   }
 
   /** Compare-and-set loop: concurrent attempts from several processes each count once. */
-  private async count(k: ThrottleKey, now: number): Promise<void> {
+  private async count(k: ThrottleKey, now: number): Promise<ThrottleReceipt> {
     for (let tries = 0; tries < 20; tries++) {
       const seen = await throttleRepository.find(this.deps.db, k.key);
       const failures = seen && now - seen.last_failure_at <= k.policy.forgetAfterMs ? seen.failures + 1 : 1;
       const next: ThrottleRow = { key: k.key, failures, last_failure_at: now, blocked_until: now + delayAfter(failures, k.policy) };
-      if (seen ? await throttleRepository.replace(this.deps.db, seen, next) : await throttleRepository.insertFirst(this.deps.db, next)) return;
+      if (seen ? await throttleRepository.replace(this.deps.db, seen, next) : await throttleRepository.insertFirst(this.deps.db, next)) return { key: k, before: seen, written: next };
     }
     throw tooMany(1000); // heavy contention on one key is itself a sign of guessing
   }
 
-  private async refund(k: ThrottleKey): Promise<void> {
+  private async refundOne(k: ThrottleKey): Promise<void> {
     for (let tries = 0; tries < 20; tries++) {
       const seen = await throttleRepository.find(this.deps.db, k.key);
       if (!seen) return;
