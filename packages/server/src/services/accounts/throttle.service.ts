@@ -105,7 +105,8 @@ export class ThrottleService {
 
   /** Compare-and-set loop: concurrent attempts from several processes each count once. */
   private async count(k: ThrottleKey, now: number): Promise<ThrottleReceipt> {
-    for (let tries = 0; tries < 20; tries++) {
+    for (let tries = 0; tries < CAS_TRIES; tries++) {
+      if (tries > 0) await contentionPause(tries);
       const seen = await throttleRepository.find(this.deps.db, k.key);
       const failures = seen && now - seen.last_failure_at <= k.policy.forgetAfterMs ? seen.failures + 1 : 1;
       const next: ThrottleRow = { key: k.key, failures, last_failure_at: now, blocked_until: now + delayAfter(failures, k.policy) };
@@ -123,6 +124,12 @@ export class ThrottleService {
       if (await throttleRepository.replace(this.deps.db, seen, next)) return;
     }
   }
+}
+
+/** Each round of a compare-and-set race has a winner, so N racers need at most N rounds; a short random pause spreads them. */
+const CAS_TRIES = 60;
+function contentionPause(tries: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, Math.random() * Math.min(20, 2 * tries)));
 }
 
 function tooMany(waitMs: number): CofferError {
