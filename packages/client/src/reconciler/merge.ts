@@ -120,7 +120,9 @@ const CONFLICT_MARK = '\u0000conflict:';
 
 /** The local content of an item edited on both sides becomes its own local item. */
 function copyOf(id: string, l: Node, localNodes: Map<string, Node>): ConflictCopy {
-  const copyId = `local:conflict:${id}`;
+  // An earlier copy of this item may still be here under its local id (not uploaded yet): never reuse that id.
+  let copyId = `local:conflict:${id}`;
+  for (let n = 2; localNodes.has(copyId); n++) copyId = `local:conflict:${id}:${n}`;
   localNodes.delete(id);
   localNodes.set(copyId, { ...l, id: copyId });
   return { id, copyId };

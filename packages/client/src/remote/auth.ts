@@ -72,6 +72,43 @@ export async function completeLogin2fa(baseUrl: string, input: { challenge: stri
   return result;
 }
 
+/** POST /api/v1/auth/device: what to show the user (docs/sync-protocol.md, "Device login"). */
+export interface DeviceLoginStart {
+  deviceCode: string;
+  userCode: string;
+  verificationUri: string;
+  verificationUriComplete: string;
+  expiresIn: number;
+  interval: number;
+}
+
+export async function startDeviceLogin(baseUrl: string, input: { deviceName: string; platform?: string }, opts?: PublicCallOptions): Promise<DeviceLoginStart> {
+  return (await postPublic<DeviceLoginStart>(baseUrl, '/api/v1/auth/device', input, opts)).body;
+}
+
+/**
+ * Polls until the user approves in a browser (signed in there, with 2FA if on): waits `interval`
+ * seconds between polls and more when told to slow down; throws ApiError ACCESS_DENIED,
+ * DEVICE_CODE_EXPIRED or INVALID_DEVICE_CODE otherwise.
+ */
+export async function pollDeviceLogin(baseUrl: string, start: DeviceLoginStart, opts: PublicCallOptions & { deviceKey?: string; sleep?: (ms: number) => Promise<void> } = {}): Promise<SignedIn> {
+  const sleep = opts.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms)));
+  let interval = start.interval;
+  for (;;) {
+    await sleep(interval * 1000);
+    try {
+      const { body } = await postPublic<SignInAnswer>(baseUrl, '/api/v1/auth/device/token', { deviceCode: start.deviceCode, ...(opts.deviceKey ? { deviceKey: opts.deviceKey } : {}) }, opts);
+      const result = toResult(body);
+      if (result.status === 'signed-in') return result;
+    } catch (e) {
+      const code = (e as { code?: string }).code;
+      const details = (e as { details?: { interval?: number } }).details;
+      if (code === 'SLOW_DOWN') interval = details?.interval ?? interval + 5;
+      else if (code !== 'AUTHORIZATION_PENDING' && code !== 'NETWORK') throw e;
+    }
+  }
+}
+
 function toResult(b: SignInAnswer): LoginResult {
   if (b.status === 'mfa-required') {
     if (!b.challenge) throw new Error('The server asked for a second factor but sent no challenge.');

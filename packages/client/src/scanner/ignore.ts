@@ -4,6 +4,8 @@
  */
 export const ROOT_MARKER = '.coffer-root';
 export const TEMP_PREFIX = '.coffer-';
+/** A download in progress (transfer/local-executor.ts): `.coffer-dl-<random>` next to its target. */
+export const DOWNLOAD_TEMP_PREFIX = `${TEMP_PREFIX}dl-`;
 
 const OS_LITTER = new Set(['.DS_Store', 'Thumbs.db', 'desktop.ini', '.directory', '.Trash-1000', '$RECYCLE.BIN', 'System Volume Information']);
 

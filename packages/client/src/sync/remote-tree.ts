@@ -7,8 +7,16 @@
  * The server's identity is checked every time: a different instance or
  * drive root means another server or account, and the client stops rather
  * than read an unfamiliar, empty drive as "everything was deleted".
+ *
+ * A drive that is suddenly empty with the same identity may be a real
+ * deletion, or a server restored from an empty backup, or an account
+ * emptied by mistake: when the base held many items and the plan would
+ * delete them here, the run stops and asks (checkDriveEmptied) unless the
+ * user confirmed (`--yes`).
  */
 import type { SyncIndex } from '../index/sync-index.ts';
+import type { Plan } from '../reconciler/plan.ts';
+import type { Tree } from '../reconciler/tree.ts';
 import { toRemoteNode, type RemoteItemLike } from '../transfer/remote-executor.ts';
 
 export interface RemoteReader {
@@ -25,6 +33,37 @@ export class IdentityChangedError extends Error {
   }
 }
 
+export class RemoteDriveEmptyError extends Error {
+  readonly code = 'REMOTE_DRIVE_EMPTY';
+  readonly synced: number;
+  readonly localDeletes: number;
+  constructor(synced: number, localDeletes: number) {
+    super(`The server's drive is empty, but ${synced} items were in sync with it: this sync would delete ${localDeletes} items in the folder. Nothing was deleted; check the server (its recycle bin, a restored backup), then run again with --yes if everything was meant to go.`);
+    this.name = 'RemoteDriveEmptyError';
+    this.synced = synced;
+    this.localDeletes = localDeletes;
+  }
+}
+
+/** Fewer synced items than this, and an empty drive is just a small deletion (the general delete valve still applies). */
+export const EMPTY_DRIVE_MIN_SYNCED = 5;
+
+/** Throws RemoteDriveEmptyError when the drive has nothing in it, the base held many items, and the plan deletes local ones. */
+export function checkDriveEmptied(remote: Tree, base: Tree, p: Pick<Plan, 'ops'>, allow = false): void {
+  if (allow) return;
+  const remoteItems = [...remote.nodes.keys()].filter((id) => id !== remote.rootId).length;
+  const synced = [...base.nodes.keys()].filter((id) => id !== base.rootId).length;
+  const localDeletes = p.ops.filter((o) => o.side === 'local' && o.type === 'delete').length;
+  if (remoteItems === 0 && synced >= EMPTY_DRIVE_MIN_SYNCED && localDeletes > 0) throw new RemoteDriveEmptyError(synced, localDeletes);
+}
+
+/**
+ * The index's "the last run ended in agreement" flag (sync-engine.ts skips planning while it holds and
+ * nothing new came in). Whoever applies remote changes clears it: `status` reads the feed too, and a change
+ * it consumed must still be planned by the next sync.
+ */
+const QUIET = 'quiet';
+
 export async function refreshRemote(api: RemoteReader, index: SyncIndex): Promise<{ rootId: string; changes: number; listed: boolean }> {
   const drive = await api.drive();
   const knownInstance = index.getMeta('instance_id');
@@ -39,6 +78,7 @@ export async function refreshRemote(api: RemoteReader, index: SyncIndex): Promis
       for (;;) {
         const page = await api.changes(at);
         index.transaction(() => {
+          if (page.changes.length > 0) index.setMeta(QUIET, null);
           for (const c of page.changes) {
             if (c.op === 'delete') index.deleteRemote(c.item.id);
             else index.putRemote(toRemoteNode(c.item));
@@ -55,6 +95,7 @@ export async function refreshRemote(api: RemoteReader, index: SyncIndex): Promis
   }
   const items = await api.listTree(drive.rootId);
   index.transaction(() => {
+    index.setMeta(QUIET, null);
     index.clearRemote();
     index.putRemote({ id: drive.rootId, parentId: null, name: '', kind: 'folder', hash: null, size: 0, etag: null, rev: 0 });
     for (const item of items) index.putRemote(toRemoteNode(item));

@@ -10,12 +10,12 @@
 import type { Problem, SyncIndex } from '../index/sync-index.ts';
 import { plan, type Op, type Plan } from '../reconciler/plan.ts';
 import { agreedBase } from '../reconciler/record.ts';
-import { treeOf, type Node, type Tree } from '../reconciler/tree.ts';
+import { pathOf, treeOf, type Node, type Tree } from '../reconciler/tree.ts';
 import { fileRows, scanFolder, type ScanResult } from '../scanner/scan-folder.ts';
 import { LocalExecutor, type Downloader, type FileStamp, type StepOutcome } from '../transfer/local-executor.ts';
 import { REJECTED, RemoteExecutor, type RemoteWriter } from '../transfer/remote-executor.ts';
 import { LocalState } from './local-state.ts';
-import { refreshRemote, type RemoteReader } from './remote-tree.ts';
+import { checkDriveEmptied, refreshRemote, type RemoteReader } from './remote-tree.ts';
 
 export interface SyncApi extends RemoteReader, RemoteWriter {
   download: Downloader;
@@ -69,27 +69,36 @@ const MIN_DELETES_FOR_VALVE = 5;
 export async function syncOnce(api: SyncApi, index: SyncIndex, opts: SyncOptions): Promise<SyncReport> {
   const now = opts.now ?? Date.now;
   const report: SyncReport = { rounds: 0, uploaded: 0, downloaded: 0, moved: 0, deleted: 0, created: 0, conflicts: [], skipped: [], problems: [], pendingLocal: 0 };
+  /** Items the server refused this run (quota, size, name): reported once, tried again next run, not next round. */
+  const refused = new Map<string, Problem>();
+  /** Remote steps the last round could not do: what is still not on the server. */
+  let unsent: Op[] = [];
   for (let round = 1; round <= MAX_ROUNDS; round++) {
     const { rootId, changes: remoteChanges, listed } = await refreshRemote(api, index);
     const base = treeOf(rootId, withRoot(index.baseNodes(), rootId));
     const scan = await scanFolder(opts.folder, rootId, index, base, now());
     saveFileRows(index, scan);
-    report.problems = scan.problems;
+    report.problems = [...scan.problems, ...refused.values()];
+    unsent = [];
     // Nothing changed on the server since a run that ended in agreement, and the folder is the base: done, without planning.
     if (index.getMeta('quiet') === '1' && remoteChanges === 0 && !listed && sameTree(scan.tree, base)) break;
     index.setMeta('quiet', null);
     const remote = treeOf(rootId, index.remoteNodes());
     const p = plan(remote, scan.tree, base, { device: opts.deviceName, day: new Date(now()).toISOString().slice(0, 10), caseInsensitive: opts.caseInsensitive });
+    p.ops = p.ops.filter((o) => !(o.side === 'remote' && refused.has(o.id)));
     if (p.ops.length === 0 && p.rekey.length === 0 && p.settle.length === 0) {
       index.setMeta('quiet', '1');
       break;
     }
     report.rounds = round;
+    checkDriveEmptied(remote, base, p, opts.allowDeletes);
     checkDeleteValve(p, base, opts);
     opts.onPlan?.(p);
-    await execute(api, index, p, scan, remote, base, opts, report);
+    const skippedBefore = report.skipped.length;
+    await execute(api, index, p, scan, remote, base, opts, report, refused);
+    unsent = report.skipped.slice(skippedBefore).map((s) => s.op).filter((o) => o.side === 'remote' && !refused.has(o.id));
   }
-  report.pendingLocal = await pendingLocalChanges(api, index, opts, report);
+  report.pendingLocal = await pendingLocalChanges(api, unsent, report);
   index.setProblems(report.problems);
   return report;
 }
@@ -126,7 +135,7 @@ function checkDeleteValve(p: Plan, base: Tree, opts: SyncOptions): void {
   if (deletes >= MIN_DELETES_FOR_VALVE && deletes / total > share) throw new TooManyDeletesError(deletes, total, share);
 }
 
-async function execute(api: SyncApi, index: SyncIndex, p: Plan, scan: ScanResult, remoteTree: Tree, base: Tree, opts: SyncOptions, report: SyncReport): Promise<void> {
+async function execute(api: SyncApi, index: SyncIndex, p: Plan, scan: ScanResult, remoteTree: Tree, base: Tree, opts: SyncOptions, report: SyncReport, refused: Map<string, Problem>): Promise<void> {
   // The live picture of both sides and the base while steps complete.
   const remote = new Map(index.remoteNodes().map((n) => [n.id, n]));
   const baseNow = new Map(base.nodes);
@@ -146,7 +155,12 @@ async function execute(api: SyncApi, index: SyncIndex, p: Plan, scan: ScanResult
       record(to);
     }
   });
-  for (const c of p.conflicts) report.conflicts.push(state.relPath(c.copyId) ?? c.copyId);
+  // Where the copy ends up (the merged tree), not where its content sits before the local steps move it there.
+  for (const c of p.conflicts) {
+    const path = pathOf(p.merged, c.copyId) ?? c.copyId;
+    report.conflicts.push(path);
+    index.putConflict({ id: c.copyId, path, original: pathOf(p.merged, c.id) ?? '', at: (opts.now ?? Date.now)() });
+  }
   const stamps = new Map([...scan.entries.values()].map((e) => [e.id, { dev: e.dev, ino: e.ino, size: e.size, mtimeMs: e.mtimeMs, hash: e.node.hash }] as const));
   const local = new LocalExecutor(state, (id) => api.download(id), stamps as Map<string, FileStamp & { hash: string | null }>, (id, stamp) => {
     if (stamp) index.putLocalFile({ id, ...stamp });
@@ -172,7 +186,9 @@ async function execute(api: SyncApi, index: SyncIndex, p: Plan, scan: ScanResult
     if (result instanceof Error) {
       const code = (result as { code?: string }).code;
       if (op.side === 'remote' && code && REJECTED.has(code)) {
-        report.problems.push({ path: state.relPath(remoteExec.resolve(op.id)) ?? op.id, kind: 'rejected', message: `${code}: ${result.message}`, at: Date.now() });
+        const problem: Problem = { path: state.relPath(remoteExec.resolve(op.id)) ?? op.id, kind: 'rejected', message: `${code}: ${result.message}`, at: Date.now() };
+        report.problems.push(problem);
+        refused.set(op.id, problem);
         outcome = { done: false, reason: code };
       } else throw result;
     } else outcome = result;
@@ -200,9 +216,18 @@ const DOWNLOADS_IN_PARALLEL = 4;
 /** Runs `fn` over `items`, at most `n` at a time. */
 async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
+  let failure: { error: unknown } | null = null;
+  // After a failure no new item starts, and the run ends only when those in flight have (none outlives it).
   await Promise.all(Array.from({ length: Math.min(n, items.length) }, async () => {
-    while (next < items.length) await fn(items[next++]);
+    while (next < items.length && !failure) {
+      try {
+        await fn(items[next++]);
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
   }));
+  if (failure) throw (failure as { error: unknown }).error;
 }
 
 function count(op: Op, r: SyncReport): void {
@@ -212,9 +237,9 @@ function count(op: Op, r: SyncReport): void {
   else r.created++;
 }
 
-/** Local changes not yet on the server: what the next round would still upload, move or delete remotely. */
-async function pendingLocalChanges(api: SyncApi, index: SyncIndex, opts: SyncOptions, report: SyncReport): Promise<number> {
-  const pending = report.skipped.filter((s) => s.op.side === 'remote').length + report.problems.filter((p) => p.kind === 'unreadable' || p.kind === 'rejected').length;
+/** Local changes not yet on the server: the items the last round could not change remotely, and those unreadable or refused (each once). */
+async function pendingLocalChanges(api: SyncApi, unsent: Op[], report: SyncReport): Promise<number> {
+  const pending = new Set(unsent.map((o) => o.id)).size + report.problems.filter((p) => p.kind === 'unreadable' || p.kind === 'rejected').length;
   await api.reportPendingChanges?.(pending).catch(() => {});
   return pending;
 }

@@ -12,7 +12,8 @@ import { TEMP_PREFIX } from '../scanner/ignore.ts';
 const DEBOUNCE_MS = 400;
 const POLL_MS = 60_000;
 
-export async function watchAccount(o: OpenedAccount, run: () => Promise<unknown>, log: (msg: string) => void, signal?: AbortSignal): Promise<void> {
+/** `o`: what watching needs of an opened account (its folder, and the API for the push channel). */
+export async function watchAccount(o: { account: Pick<OpenedAccount['account'], 'folder'>; api: Pick<OpenedAccount['api'], 'events'> }, run: () => Promise<unknown>, log: (msg: string) => void, signal?: AbortSignal): Promise<void> {
   const stop = new AbortController();
   const onSigint = () => stop.abort();
   process.once('SIGINT', onSigint);
@@ -29,7 +30,7 @@ export async function watchAccount(o: OpenedAccount, run: () => Promise<unknown>
     running = run().then(() => {}, (e: unknown) => {
       const code = (e as { code?: string }).code;
       log(`sync failed: ${(e as Error).message}`);
-      if (code === 'SESSION_REVOKED' || code === 'SERVER_IDENTITY_CHANGED' || code === 'DEVICE_WIPE_REQUESTED') stop.abort();
+      if (code === 'SESSION_REVOKED' || code === 'SERVER_IDENTITY_CHANGED' || code === 'DEVICE_WIPE_REQUESTED' || code === 'DEVICE_WIPED') stop.abort();
     }).finally(() => {
       running = null;
       if (again && !stop.signal.aborted) { again = false; trigger(); }
@@ -47,6 +48,7 @@ export async function watchAccount(o: OpenedAccount, run: () => Promise<unknown>
       } catch (e) {
         const code = (e as { code?: string }).code;
         if (code === 'SESSION_REVOKED') { log('this device was signed out of the account; local files and unsynced changes are kept'); stop.abort(); break; }
+        if (code === 'DEVICE_WIPE_REQUESTED') trigger(); // the next run carries the wipe out
       }
       if (!stop.signal.aborted) await new Promise((r) => setTimeout(r, 5_000));
     }

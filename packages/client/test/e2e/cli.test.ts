@@ -11,7 +11,9 @@ import { mkdtemp, readFile, rm, stat, writeFile, mkdir } from 'node:fs/promises'
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestServer, TEST_PASSWORD, type TestServer } from '../../../server/test/support/test-server.ts';
-import { runCli, type CliResult } from '../../../server/test/support/processes.ts';
+import { CLI, childEnv, runCli, type CliResult } from '../../../server/test/support/processes.ts';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { listFolder } from '../support/sync-client.ts';
 
 describe('coffer client CLI', () => {
@@ -53,6 +55,34 @@ describe('coffer client CLI', () => {
     assert.ok(devices.some((d) => d.name === 'test-laptop'), 'the device shows up under its name');
   });
 
+  it('login without a password: the device is approved in a browser session, no password typed here', async () => {
+    const child = spawn(process.execPath, [CLI, 'login', s.url, '--folder', join(work, 'Approved'), '--name', 'approved', '--device-name', 'kiosk'],
+      { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv({ COFFER_CLIENT_HOME: home }) });
+    let stderr = '';
+    let stdout = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => { stdout += d; });
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    try {
+      let code: string | undefined;
+      for (let i = 0; i < 200 && !code; i++) {
+        code = /enter the code ([A-Z]{4}-[A-Z]{4})/.exec(stderr)?.[1];
+        if (!code) await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(code, `the CLI shows a code: ${stderr}`);
+      assert.match(stderr, new RegExp(`open ${s.url.replace(/[.]/g, '\\.')}/device`));
+      const browser = await s.signIn('alice'); // stands for alice's signed-in browser (the page itself is tested in the server's browser test)
+      const approved = await browser.json('/api/v1/auth/device/approve', { method: 'POST', body: { userCode: code, approve: true } });
+      assert.equal(approved.status, 200, JSON.stringify(approved.body));
+      const [exit] = await once(child, 'close') as [number];
+      assert.equal(exit, 0, stderr);
+      assert.match(stdout, /signed in as alice; .*Approved is linked to the account "approved"/);
+      const devices = (await browser.json('/api/v1/devices')).body.devices as { name: string }[];
+      assert.ok(devices.some((d) => d.name === 'kiosk'));
+    } finally {
+      child.kill();
+    }
+  });
+
   it('a wrong password fails with the server\'s message and no stack', async () => {
     const r = await coffer(['login', s.url, '--folder', join(work, 'Nope'), '--username', 'alice'], { COFFER_PASSWORD: 'wrong-password-here' });
     assert.equal(r.code, 1);
@@ -84,7 +114,7 @@ describe('coffer client CLI', () => {
     assert.equal(down.downloaded, 1);
     assert.equal(await readFile(join(work, 'Alice', 'docs', 'from-web.txt'), 'utf8'), 'uploaded in a browser');
     const accounts = JSON.parse((await ok(['accounts', '--json'])).stdout);
-    assert.deepEqual(accounts.accounts.map((a: { name: string }) => a.name).sort(), ['personal', 'work']);
+    assert.deepEqual(accounts.accounts.map((a: { name: string }) => a.name).sort(), ['approved', 'personal', 'work']);
     assert.ok(accounts.accounts.find((a: { name: string; lastSyncAt?: string }) => a.name === 'personal').lastSyncAt, 'last sync is recorded');
     const text = (await ok(['accounts'])).stdout;
     assert.match(text, /personal\talice on http/);

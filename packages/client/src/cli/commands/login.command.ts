@@ -10,21 +10,21 @@ import { hostname, platform } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AccountStore, type Account } from '../../accounts/account-store.ts';
 import { FileCredentialStore } from '../../accounts/file-credential-store.ts';
-import { completeLogin2fa, login } from '../../remote/auth.ts';
+import { completeLogin2fa, login, pollDeviceLogin, startDeviceLogin, type SignedIn } from '../../remote/auth.ts';
 import { ApiClient } from '../../remote/api-client.ts';
 import { ROOT_MARKER } from '../../scanner/ignore.ts';
 import { ask } from '../prompt.ts';
 import { output } from '../output.ts';
 
-interface LoginFlags { folder: string; name?: string; username?: string; password?: string; code?: string; deviceName?: string; json?: boolean }
+interface LoginFlags { folder: string; name?: string; username?: string; password?: string | boolean; code?: string; deviceName?: string; json?: boolean }
 
 export function loginCommand(): Command {
   return new Command('login').description('Sign this device in to an account and link a folder to its drive')
     .argument('<server>', 'the server address, e.g. https://drive.example.org')
     .requiredOption('--folder <dir>', 'the local folder to keep in sync (created if missing)')
     .option('--name <name>', 'a name for this account on this device (default: user@host)')
-    .option('--username <user>', 'username or e-mail (asked when missing)')
-    .option('--password <password>', 'the password (prefer the prompt or COFFER_PASSWORD: flags land in shell history)')
+    .option('--password [password]', 'sign in with username and password here instead of approving in a browser (prefer the prompt or COFFER_PASSWORD: flags land in shell history)')
+    .option('--username <user>', 'username or e-mail, with --password (asked when missing)')
     .option('--code <code>', 'a two-factor code or recovery code (asked when needed)')
     .option('--device-name <name>', 'how this device appears in your devices list', hostname())
     .option('--json', 'machine-readable output')
@@ -34,14 +34,8 @@ export function loginCommand(): Command {
       const folder = resolve(flags.folder);
       const store = new AccountStore();
       const relink = await linkedAccount(store, folder, server);
-      const username = flags.username ?? await ask('Username or e-mail: ');
-      const password = flags.password ?? process.env.COFFER_PASSWORD ?? await ask('Password: ', { secret: true });
-      let result = await login(server, { login: username, password, deviceName: flags.deviceName, platform: platform() });
-      if (result.status === 'mfa-required') {
-        const code = flags.code ?? await ask('Two-factor code (or a recovery code): ');
-        result = await completeLogin2fa(server, { challenge: result.challenge, ...(/^\d{6}$/.test(code.trim()) ? { code: code.trim() } : { recoveryCode: code }) });
-      }
-      if (result.status !== 'signed-in') throw new Error('sign-in did not complete');
+      const withPassword = flags.password !== undefined || process.env.COFFER_PASSWORD !== undefined;
+      const result = withPassword ? await passwordSignIn(server, flags) : await browserSignIn(server, flags, (l) => process.stderr.write(`${l}\n`));
       if (relink) {
         // Signed out remotely earlier: the same account signs in again and keeps its index, so unsynced changes still sync.
         if (relink.username !== result.user.username) throw new Error(`${folder} belongs to ${relink.username}'s account "${relink.name}", not ${result.user.username}'s.`);
@@ -63,6 +57,27 @@ export function loginCommand(): Command {
         out.line('run `coffer sync` (or `coffer sync --watch`) to sync it');
       });
     });
+}
+
+/** Username and password (and a 2FA code when the account has one), typed here. */
+async function passwordSignIn(server: string, flags: LoginFlags): Promise<SignedIn> {
+  const username = flags.username ?? await ask('Username or e-mail: ');
+  const password = typeof flags.password === 'string' ? flags.password : process.env.COFFER_PASSWORD ?? await ask('Password: ', { secret: true });
+  let result = await login(server, { login: username, password, deviceName: flags.deviceName, platform: platform() });
+  if (result.status === 'mfa-required') {
+    const code = flags.code ?? await ask('Two-factor code (or a recovery code): ');
+    result = await completeLogin2fa(server, { challenge: result.challenge, ...(/^\d{6}$/.test(code.trim()) ? { code: code.trim() } : { recoveryCode: code }) });
+  }
+  if (result.status !== 'signed-in') throw new Error('sign-in did not complete');
+  return result;
+}
+
+/** No password typed here: the user approves this device in a browser where they are signed in. */
+async function browserSignIn(server: string, flags: LoginFlags, say: (line: string) => void): Promise<SignedIn> {
+  const start = await startDeviceLogin(server, { deviceName: flags.deviceName ?? hostname(), platform: platform() });
+  say(`To sign this device in, open ${start.verificationUri} in a browser where you are signed in and enter the code ${start.userCode}`);
+  say(`(or open ${start.verificationUriComplete}). Waiting for approval; the code expires in ${Math.round(start.expiresIn / 60)} minutes…`);
+  return pollDeviceLogin(server, start);
 }
 
 function normalizeServer(s: string): string {

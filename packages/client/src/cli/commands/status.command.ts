@@ -1,7 +1,9 @@
 /**
  * `coffer status`: what a sync would do now (uploads, downloads, moves and
- * deletions on each side), conflicts, files that cannot be synced, and the
- * last sync. It plans but changes nothing.
+ * deletions on each side), conflicts (coming ones, and the conflict copies
+ * earlier syncs made that are still there), files that cannot be synced,
+ * why the next sync would stop and ask, and the last sync. It plans but
+ * changes nothing in the folder or on the server.
  */
 import { Command } from 'commander';
 import { AccountStore } from '../../accounts/account-store.ts';
@@ -23,8 +25,11 @@ export function statusCommand(): Command {
           out.line(`${o.account.name}: ${o.account.folder} ⇄ ${o.account.server} (last sync: ${o.account.lastSyncAt ?? 'never'})`);
           out.line(`to upload: ${plural(s.upload.files, 'file')}, ${plural(s.upload.folders, 'folder')}, ${plural(s.upload.moves, 'move')}, ${plural(s.upload.deletes, 'deletion')}`);
           out.line(`to download: ${plural(s.download.files, 'file')}, ${plural(s.download.folders, 'folder')}, ${plural(s.download.moves, 'move')}, ${plural(s.download.deletes, 'deletion')}`);
+          for (const w of s.warnings) out.line(`warning: ${w}`);
           for (const c of s.conflicts) out.line(`conflict: ${c}`);
+          for (const c of s.unresolvedConflicts) out.line(`conflict copy: ${c.path} (your version of ${c.original}; compare, keep what you need, then delete the copy)`);
           for (const p of s.problems) out.line(`not synced: ${p.path}: ${p.message}`);
+          if (s.staleTemps.length) out.line(`${plural(s.staleTemps.length, 'unfinished download')} left by an interrupted sync (the next sync removes them)`);
           if (s.upToDate) out.line('up to date');
         });
       } finally {
