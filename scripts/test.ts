@@ -26,7 +26,7 @@ child.stdout.on('data', (d: Buffer) => {
   const lines = (partial + d.toString()).split('\n');
   partial = lines.pop() ?? '';
   for (const line of lines) {
-    const m = /^ℹ (pass|fail|skipped) (\d+)$/.exec(line);
+    const m = /^ℹ (pass|fail|cancelled|skipped) (\d+)$/.exec(line);
     if (m) summary.set(m[1], Number(m[2]));
   }
 });
@@ -34,7 +34,7 @@ child.stdout.on('data', (d: Buffer) => {
 child.on('close', (code) => {
   const count = (label: string) => summary.get(label) ?? NaN;
   const passed = count('pass');
-  const failed = count('fail');
+  const failed = count('fail') + (summary.get('cancelled') ?? 0); // a test that timed out is cancelled: it did not pass
   const skipped = count('skipped');
   if (Number.isNaN(passed) || Number.isNaN(failed)) {
     process.stdout.write(`\n0 passed, 1 failed\n(the test runner exited with ${code} before reporting its counts)\n`);
