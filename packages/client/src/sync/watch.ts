@@ -13,7 +13,9 @@ const DEBOUNCE_MS = 400;
 const POLL_MS = 60_000;
 
 /** `o`: what watching needs of an opened account (its folder, and the API for the push channel). */
-export async function watchAccount(o: { account: Pick<OpenedAccount['account'], 'folder'>; api: Pick<OpenedAccount['api'], 'events'> }, run: () => Promise<unknown>, log: (msg: string) => void, signal?: AbortSignal): Promise<void> {
+export async function watchAccount(o: { account: Pick<OpenedAccount['account'], 'folder'>; api: Pick<OpenedAccount['api'], 'events'> }, run: () => Promise<unknown>, log: (msg: string) => void, signal?: AbortSignal): Promise<string | null> {
+  /** Why watching ended, when it was not the user stopping it (the caller exits non-zero then). */
+  let reason: string | null = null;
   const stop = new AbortController();
   const onSigint = () => stop.abort();
   process.once('SIGINT', onSigint);
@@ -30,7 +32,7 @@ export async function watchAccount(o: { account: Pick<OpenedAccount['account'], 
     running = run().then(() => {}, (e: unknown) => {
       const code = (e as { code?: string }).code;
       log(`sync failed: ${(e as Error).message}`);
-      if (code === 'SESSION_REVOKED' || code === 'SERVER_IDENTITY_CHANGED' || code === 'DEVICE_WIPE_REQUESTED' || code === 'DEVICE_WIPED') stop.abort();
+      if (code === 'SESSION_REVOKED' || code === 'SERVER_IDENTITY_CHANGED' || code === 'DEVICE_WIPE_REQUESTED' || code === 'DEVICE_WIPED') { reason = code; stop.abort(); }
     }).finally(() => {
       running = null;
       if (again && !stop.signal.aborted) { again = false; trigger(); }
@@ -47,7 +49,7 @@ export async function watchAccount(o: { account: Pick<OpenedAccount['account'], 
         for await (const ev of o.api.events(stop.signal)) if (ev.event === 'changed' || ev.event === 'ready') trigger(); // ready: changes made while disconnected
       } catch (e) {
         const code = (e as { code?: string }).code;
-        if (code === 'SESSION_REVOKED') { log('this device was signed out of the account; local files and unsynced changes are kept'); stop.abort(); break; }
+        if (code === 'SESSION_REVOKED') { log('this device was signed out of the account; local files and unsynced changes are kept'); reason = code; stop.abort(); break; }
         if (code === 'DEVICE_WIPE_REQUESTED') trigger(); // the next run carries the wipe out
       }
       if (!stop.signal.aborted) await new Promise((r) => setTimeout(r, 5_000));
@@ -61,4 +63,5 @@ export async function watchAccount(o: { account: Pick<OpenedAccount['account'], 
   await sub.unsubscribe();
   await running;
   await push.catch(() => {});
+  return reason;
 }

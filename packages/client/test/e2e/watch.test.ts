@@ -23,7 +23,7 @@ const BOUND_MS = 15_000;
 interface Watching {
   client: TestClient;
   stop: AbortController;
-  done: Promise<void>;
+  done: Promise<unknown>;
   log: string[];
   runs: number;
 }

@@ -34,7 +34,8 @@ export function syncCommand(): Command {
         }
         await run().catch((e) => out.line(`sync failed: ${(e as Error).message}`));
         const { watchAccount } = await import('../../sync/watch.ts'); // loads the native file watcher only when watching
-        await watchAccount(opened, run, (msg) => out.line(msg));
+        const stoppedBecause = await watchAccount(opened, run, (msg) => out.line(msg));
+        if (stoppedBecause) process.exitCode = 1; // signed out, wiped or another server: not a normal stop
       } finally {
         opened.close();
       }
