@@ -65,8 +65,8 @@ export function merge(remote: Tree, local: Tree, base: Tree, opts: MergeOptions)
   ids.delete(rootId);
   for (const id of ids) {
     const b = base.nodes.get(id);
-    const r = remote.nodes.get(id);
-    const l = local.nodes.get(id);
+    const r = unparked(remote.nodes.get(id), b);
+    const l = unparked(local.nodes.get(id), b);
     const rc = changeOf(b, r);
     const lc = changeOf(b, l);
     if (!b) {
@@ -114,6 +114,16 @@ export function merge(remote: Tree, local: Tree, base: Tree, opts: MergeOptions)
   resolveCollisions(m, remote, localNodes, rootId, opts, adopted, renamed);
   for (const c of conflicts) renamed.set(c.copyId, m.get(c.copyId)!.name);
   return { merged: treeOf(rootId, m.values()), local: treeOf(rootId, localNodes.values()), adopted, conflicts, renamed };
+}
+
+/**
+ * An item the planner parked under a temporary name (plan.ts: `name.coffer-move-N`, to free its
+ * name during a swap) whose run was cut off before the item moved on: it is where it was, not
+ * renamed to the temporary name (which would otherwise win as that side's rename and stay).
+ */
+function unparked(n: Node | undefined, b: Node | undefined): Node | undefined {
+  if (!n || !b || !n.name.startsWith(`${b.name}.coffer-move-`) || !/^\d+$/.test(n.name.slice(b.name.length + '.coffer-move-'.length))) return n;
+  return { ...n, name: b.name };
 }
 
 const CONFLICT_MARK = '\u0000conflict:';

@@ -339,7 +339,9 @@ class Simulation {
         c.confirmDeletes = true;
         return null;
       }
-      if (c.net.injected.length && e instanceof ApiError && (e.code === 'NETWORK' || e.status === 503)) {
+      // What a fault makes of a request: no answer, a busy server, or an answer whose body broke off (an error
+      // answer then has no code but its status: HTTP_412 rather than VERSION_CONFLICT, say).
+      if (c.net.injected.length && e instanceof ApiError && (e.code === 'NETWORK' || e.status === 503 || e.code.startsWith('HTTP_') || e.code === 'BAD_RESPONSE')) {
         this.note(`   -> ${c.name} failed: ${e.code}${faults}`);
         return null;
       }

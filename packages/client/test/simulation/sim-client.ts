@@ -27,7 +27,6 @@ import type { RemoteItem } from '../../src/remote/types.ts';
 import { uploadFile } from '../../src/remote/upload-file.ts';
 import { ROOT_MARKER } from '../../src/scanner/ignore.ts';
 import type { Op } from '../../src/reconciler/plan.ts';
-import { isLocalId } from '../../src/reconciler/tree.ts';
 import { syncOnce, type SyncApi, type SyncReport } from '../../src/sync/sync-engine.ts';
 import { FaultyNet } from './net.ts';
 import { contentHash, type Rng } from './rng.ts';
@@ -82,21 +81,15 @@ function showOp(op: Op): string {
   return `${op.side} ${op.type} ${what}`;
 }
 
-/** API calls that carry out a step: the gate stays closed behind them until the engine reports the step (onStep). */
+/** API calls that carry out a step: the gate stays closed behind them until the step is over (see stepOf). */
 const STEP_CALLS = new Set(['mkdir', 'move', 'trash', 'upload', 'uploadBatch', 'download']);
 
-/** Which step a call carries out (steps of the same kind run side by side only for downloads and uploads). */
+/**
+ * Which step a call carries out. A download's step goes on after the call (the bytes, then the
+ * file put in place), so the gate waits for the step's report; an upload's ends with the call.
+ */
 function stepOf(call: string, args: unknown[]): (op: Op) => boolean {
   if (call === 'download') return (op) => op.side === 'local' && op.id === args[0];
-  if (call === 'uploadBatch') {
-    const keys = new Set((args[0] as { key: string }[]).map((f) => f.key));
-    return (op) => op.side === 'remote' && keys.has(op.id);
-  }
-  if (call === 'upload') {
-    const target = args[1] as { itemId: string } | { parentId: string; name: string };
-    return (op) => op.side === 'remote' && op.type === 'write' && ('itemId' in target ? op.id === target.itemId
-      : op.name === target.name && (op.parentId === target.parentId || isLocalId(op.parentId)));
-  }
   return (op) => op.side === 'remote' && op.type !== 'write'; // mkdir, move, trash: one at a time anyway
 }
 
@@ -106,15 +99,18 @@ function stepOf(call: string, args: unknown[]): (op: Op) => boolean {
  * their requests would otherwise interleave as the network pleases (and
  * with them the fault decisions, the steps a crash cuts off, and the calls
  * interference waits for). A call that carries out a step holds the gate
- * until the engine reports that step, and lets the next one in only after
- * everything already queued has run (a macrotask later), so a step that
- * fails the sync never lets another begin: when the sync ends, the gate
- * closes and whatever still waits is refused, like work a crash cut off.
+ * until the engine reports that step (or the call, or a download's body,
+ * fails), and lets the next one in only after everything already queued
+ * has run (a macrotask later). The engine lets steps already under way
+ * finish when one fails, and so does the gate; a crash, though, refuses
+ * whatever still waits, like work a dying process never did.
  * So the same seed makes the same requests in the same order.
  */
 class Gate {
   /** The step the call inside holds the gate for. */
   holder: ((op: Op) => boolean) | null = null;
+  /** A call waited far longer than any call takes: the gate's idea of the engine is out of date. */
+  wedged = false;
   private busy = false;
   private closed = false;
   private readonly waiting: { go: () => void; refuse: (e: Error) => void }[] = [];
@@ -131,7 +127,10 @@ class Gate {
       await new Promise<void>((go, refuse) => {
         this.waiting.push({ go, refuse });
         // Every call ahead of this one ends in well under this; waiting longer means the gate is wedged.
-        timer = setTimeout(() => refuse(new Error('simulation gate: an API call waited 60 s (does one step now make two calls? see STEP_CALLS)')), 60_000);
+        timer = setTimeout(() => {
+          this.wedged = true;
+          refuse(new Error('simulation gate: an API call waited 20 s'));
+        }, 20_000);
       });
     } finally {
       clearTimeout(timer);
@@ -155,11 +154,28 @@ class Gate {
     });
   }
 
+  /** A crash: nothing queued or still to come gets through. */
   close(): void {
     this.closed = true;
     if (this.pendingLeave) clearImmediate(this.pendingLeave);
     for (const w of this.waiting.splice(0)) w.refuse(new Crash('after the sync ended (its work was cut off)'));
   }
+}
+
+const WEDGED = 'simulation gate: an API call waited 20 s for another to finish its step; the gate (sim-client.ts) no longer matches how the engine runs steps';
+
+/** A download whose bytes break off for good fails its step: the gate opens for the next call (the engine lets those under way finish). */
+function bodyFailureLeaves<T extends { body: AsyncIterable<Uint8Array> }>(download: T, gate: Gate): T {
+  const inner = download.body;
+  async function* body(): AsyncGenerator<Uint8Array> {
+    try {
+      yield* inner;
+    } catch (e) {
+      gate.leaveSoon();
+      throw e;
+    }
+  }
+  return { ...download, body: body() };
 }
 
 export interface Entry {
@@ -230,13 +246,19 @@ export class SimClient {
         if (stepBound) gate.holder = stepOf(key, args);
         try {
           const n = ++calls;
-          if (run.crashAtCall === n) throw (crashed = new Crash(`before API call ${n} (${key})`));
+          if (run.crashAtCall === n) {
+            gate.close();
+            throw (crashed = new Crash(`before API call ${n} (${key})`));
+          }
           await run.beforeCall?.(n, key);
           const result = await fn(...args);
           if (!stepBound) gate.leave();
+          else if (key === 'upload' || key === 'uploadBatch') gate.leaveSoon(); // nothing but bookkeeping until the report
+          else if (key === 'download') return bodyFailureLeaves(result as { body: AsyncIterable<Uint8Array> }, gate);
           return result;
         } catch (e) {
-          if (!stepBound) gate.leave();
+          if (stepBound) gate.leaveSoon();
+          else gate.leave();
           throw e;
         }
       };
@@ -254,13 +276,19 @@ export class SimClient {
         onStep: (op, outcome) => {
           run.detail?.(`  step ${steps + 1}: ${showOp(op)}: ${outcome.done ? 'done' : `skipped (${outcome.reason})`}`);
           steps++;
-          if (run.crashAfterStep === steps) throw (crashed = new Crash(`after step ${steps}`));
+          if (run.crashAfterStep === steps) {
+            gate.close();
+            throw (crashed = new Crash(`after step ${steps}`));
+          }
           if (gate.holder?.(op)) gate.leaveSoon();
         },
       });
+      if (gate.wedged) throw new Error(WEDGED);
       // A crash swallowed by the engine (its last call, the pending-changes report, ignores failures) is still a crash.
       if (crashed) throw crashed;
       return report;
+    } catch (e) {
+      throw gate.wedged ? new Error(WEDGED, { cause: e }) : e;
     } finally {
       gate.close();
       this.net.disarm();

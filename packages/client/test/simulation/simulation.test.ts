@@ -16,8 +16,11 @@ import { KNOWN_FAILING } from './known-failing.ts';
 import { useRamDisk } from './ram-disk.ts';
 import { runSeed, startSimServer, type SeedResult, type SimServer } from './runner.ts';
 
-/** CI runs a few seeds (each runs real syncs with real back-off waits: ~0.15 seeds/s here); `npm run soak` runs many. */
-const SEEDS = Number(process.env.COFFER_SIM_SEEDS ?? 10);
+/**
+ * About 105 s on a 2-core machine (~1.7 seeds/s; nothing waits in real time: back-off sleeps are
+ * injected, and the seeds are strictly sequential). `npm run soak` runs thousands.
+ */
+const SEEDS = Number(process.env.COFFER_SIM_SEEDS ?? 180);
 const FROM = Number(process.env.COFFER_SIM_FROM ?? 1);
 
 describe('deterministic simulation: two clients, a server and the web app, with faults and crashes', () => {
