@@ -72,6 +72,29 @@ describe('LocalBlobStore specifics', () => {
     assert.deepEqual(await tmpFiles(), []);
   });
 
+  it('hands the buffer back before the fsync, and an fsync that fails leaves no blob and no temp file', async (t) => {
+    const probe = await open(root, 'r');
+    const proto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const events: string[] = [];
+    const sync = proto.sync;
+    let failSync = false;
+    t.mock.method(proto, 'sync', function (this: FileHandle) {
+      events.push('sync');
+      if (failSync) return Promise.reject(Object.assign(new Error('injected EIO on fsync'), { code: 'EIO' }));
+      return (sync as () => Promise<void>).apply(this);
+    });
+    await store.put('k/ok', Buffer.alloc(MiB, 2), { onWritten: () => events.push('written') });
+    assert.deepEqual(events.slice(0, 2), ['written', 'sync'], 'the buffer is released before the file is synced');
+    failSync = true;
+    let written = 0;
+    await assert.rejects(store.put('k/bad', Buffer.alloc(MiB, 3), { onWritten: () => { written++; } }), /injected EIO on fsync/);
+    t.mock.restoreAll();
+    assert.equal(written, 1);
+    await assert.rejects(store.get('k/bad'), BlobNotFoundError);
+    assert.deepEqual(await tmpFiles(), []);
+  });
+
   it('a writer killed midway leaves only a temp file, which cleanupAbandoned removes', async () => {
     // The child stalls in its second write, so SIGKILL lands while the blob is half written.
     const child = spawn(

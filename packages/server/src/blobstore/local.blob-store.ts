@@ -16,6 +16,7 @@ import {
   BlobNotFoundError,
   type BlobStat,
   type BlobStore,
+  type PutOptions,
 } from './blob-store.ts';
 
 const TMP_DIR = '.tmp';
@@ -50,7 +51,19 @@ export class LocalBlobStore implements BlobStore {
     return join(this.root, ...key.split('/'));
   }
 
-  async put(key: string, data: Uint8Array): Promise<void> {
+  async put(key: string, data: Uint8Array, opts?: PutOptions): Promise<void> {
+    let told = false;
+    const written = () => {
+      if (!told) { told = true; opts?.onWritten?.(); }
+    };
+    try {
+      await this.#put(key, data, written);
+    } finally {
+      written(); // a put that failed before its write is done with `data` too
+    }
+  }
+
+  async #put(key: string, data: Uint8Array, onWritten: () => void): Promise<void> {
     const path = this.localPath(key);
     const dir = dirname(path);
     // Shard folders only ever appear; remembering them saves two syscalls per put.
@@ -69,6 +82,7 @@ export class LocalBlobStore implements BlobStore {
         const { bytesWritten } = await fh.write(data, off, Math.min(WRITE_SLICE, data.byteLength - off));
         off += bytesWritten;
       }
+      onWritten(); // the bytes are in the page cache: the caller may reuse the buffer while fsync runs
       await fh.sync();
       await fh.close();
       fh = undefined;
