@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, open, readdir, readFile, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, readlink, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -93,6 +93,27 @@ describe('LocalBlobStore specifics', () => {
     assert.equal(written, 1);
     await assert.rejects(store.get('k/bad'), BlobNotFoundError);
     assert.deepEqual(await tmpFiles(), []);
+  });
+
+  it('keeps at most 64 folders open for fsync, closes them on close, and recovers when a folder is removed under it', async () => {
+    const openFoldersUnderRoot = async () => {
+      let n = 0;
+      for (const fd of await readdir('/proc/self/fd')) {
+        const target = await readlink(join('/proc/self/fd', fd)).catch(() => '');
+        if (target.startsWith(root) && !target.startsWith(join(root, '.tmp'))) n++;
+      }
+      return n;
+    };
+    const keys = Array.from({ length: 300 }, (_, i) => `d${i % 150}/k${i}`);
+    await Promise.all(keys.map((k) => store.put(k, Buffer.from(k))));
+    for (const k of keys) assert.equal((await readAll(await store.get(k))).toString(), k);
+    const open = await openFoldersUnderRoot();
+    assert.ok(open > 0 && open <= 64, `${open} folders kept open`);
+    await rm(join(root, 'd7'), { recursive: true });
+    await store.put('d7/again', Buffer.from('again'));
+    assert.equal((await readAll(await store.get('d7/again'))).toString(), 'again');
+    await store.close();
+    assert.equal(await openFoldersUnderRoot(), 0, 'close() closes every folder handle');
   });
 
   it('a writer killed midway leaves only a temp file, which cleanupAbandoned removes', async () => {
