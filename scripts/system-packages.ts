@@ -1,6 +1,9 @@
 /**
- * Debian packages the tests drive (today: chromium, for the pages the server
- * serves). `npm test` calls this first: a missing program is installed with
+ * Debian packages the tests drive: chromium, for the pages the server
+ * serves; GNOME Keyring and dbus-run-session, for the sync client's OS
+ * keyring (a private session bus with the Secret Service; without
+ * recommends, the daemon's secrets component is all there is, and enough).
+ * `npm test` calls this first: a missing program is installed with
  * apt-get when running as root (as on CI machines); otherwise the tests that
  * need it skip and say why.
  */
@@ -9,6 +12,8 @@ import { existsSync } from 'node:fs';
 
 const NEEDED: readonly { path: string; packages: readonly string[] }[] = [
   { path: '/usr/bin/chromium', packages: ['chromium'] },
+  { path: '/usr/bin/gnome-keyring-daemon', packages: ['gnome-keyring'] },
+  { path: '/usr/bin/dbus-run-session', packages: ['dbus-daemon'] },
 ];
 
 export function ensureSystemPackages(log: (msg: string) => void): void {

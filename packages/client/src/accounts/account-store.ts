@@ -2,8 +2,10 @@
  * The accounts linked on this device. Each has its own state directory
  * (index, credentials, temporary files), never inside the synced folder:
  *
- *   <home>/accounts.json                  the list: name, server, folder, user, device name
- *   <home>/accounts/<name>/credentials.json   tokens and device key, mode 0600
+ *   <home>/accounts.json                  the list: name, server, folder, user, device name,
+ *                                         where the credentials are (never the credentials)
+ *   <home>/accounts/<name>/credentials.json   tokens and device key, mode 0600 — unless they
+ *                                         are in the OS keyring (credential-stores.ts)
  *   <home>/accounts/<name>/index.sqlite       the sync index
  *
  * <home> is $COFFER_CLIENT_HOME, else $XDG_CONFIG_HOME/coffer, else
@@ -24,6 +26,10 @@ export interface Account {
   createdAt: string;
   lastSyncAt?: string;
   lastError?: string | null;
+  /** Which store holds the credentials, chosen at sign-in; absent (accounts from before the keyring): the file. */
+  credentialStore?: 'keyring' | 'file';
+  /** With the keyring: the entry's account name (service "coffer"). */
+  keyringUser?: string;
   /** A disconnect in progress: the next `coffer disconnect` continues from this step. */
   disconnecting?: { startedAt: string; step: 'finishing' | 'revoking' | 'clearing' };
 }

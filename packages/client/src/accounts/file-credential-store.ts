@@ -7,7 +7,9 @@
  * `status`): token renewal runs under an exclusive lock file, because a
  * refresh token sent twice ends the session. A lock left by a process that
  * died is taken over once it is older than LOCK_STALE_MS.
- * (The OS keyring, where one runs, is a later option: see the issue notes.)
+ * Where an OS keyring works, sign-in stores credentials there instead
+ * (keyring-credential-store.ts, chosen in credential-stores.ts); that store
+ * takes the same lock file.
  */
 const LOCK_STALE_MS = 60_000;
 const LOCK_WAIT_MS = 30_000;
@@ -24,10 +26,22 @@ export interface StoredCredentials {
   deviceId?: string;
 }
 
+/** The lock file that serializes token renewal among the processes of one account, whichever store holds its credentials. */
+export function credentialsLockPath(stateDir: string): string {
+  return join(stateDir, 'credentials.json.lock');
+}
+
 export class FileCredentialStore {
+  readonly kind = 'file' as const;
   readonly path: string;
+  private readonly lockPath: string;
   constructor(stateDir: string) {
     this.path = join(stateDir, 'credentials.json');
+    this.lockPath = credentialsLockPath(stateDir);
+  }
+  /** Where the credentials are, for people. */
+  get location(): string {
+    return this.path;
   }
   async load(): Promise<StoredCredentials | null> {
     try {
@@ -43,27 +57,31 @@ export class FileCredentialStore {
   async clear(): Promise<void> {
     await rm(this.path, { force: true });
   }
-  async withLock<T>(fn: () => Promise<T>): Promise<T> {
-    const lock = `${this.path}.lock`;
-    const deadline = Date.now() + LOCK_WAIT_MS;
-    for (;;) {
-      try {
-        const fh = await open(lock, 'wx', 0o600);
-        await fh.writeFile(String(process.pid));
-        await fh.close();
-        break;
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-        const st = await stat(lock).catch(() => null);
-        if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) await rm(lock, { force: true });
-        else if (Date.now() > deadline) throw new Error(`another coffer process holds ${lock}; try again`);
-        else await new Promise((r) => setTimeout(r, 25));
-      }
-    }
+  withLock<T>(fn: () => Promise<T>): Promise<T> {
+    return withLockFile(this.lockPath, fn);
+  }
+}
+
+/** Runs `fn` while holding `lock` (created exclusively, 0600); takes over a lock older than LOCK_STALE_MS. */
+export async function withLockFile<T>(lock: string, fn: () => Promise<T>): Promise<T> {
+  const deadline = Date.now() + LOCK_WAIT_MS;
+  for (;;) {
     try {
-      return await fn();
-    } finally {
-      await rm(lock, { force: true });
+      const fh = await open(lock, 'wx', 0o600);
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      break;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      const st = await stat(lock).catch(() => null);
+      if (st && Date.now() - st.mtimeMs > LOCK_STALE_MS) await rm(lock, { force: true });
+      else if (Date.now() > deadline) throw new Error(`another coffer process holds ${lock}; try again`);
+      else await new Promise((r) => setTimeout(r, 25));
     }
+  }
+  try {
+    return await fn();
+  } finally {
+    await rm(lock, { force: true });
   }
 }

@@ -1,7 +1,8 @@
 /**
- * Opens what a command needs for one account: its index, its credentials,
- * and an API client that keeps the credentials file current as tokens
- * rotate. The one place that wires the client's parts together.
+ * Opens what a command needs for one account: its index, its credentials
+ * (in the store its configuration names: the OS keyring or a 0600 file),
+ * and an API client that keeps them current as tokens rotate. The one place
+ * that wires the client's parts together.
  */
 import { join } from 'node:path';
 import { ApiClient } from '../remote/api-client.ts';
@@ -11,7 +12,7 @@ import { SyncIndex } from '../index/sync-index.ts';
 import type { SyncApi } from '../sync/sync-engine.ts';
 import type { RemoteItemLike } from '../transfer/remote-executor.ts';
 import { AccountStore, type Account } from './account-store.ts';
-import { FileCredentialStore } from './file-credential-store.ts';
+import { credentialStoreOf, type AccountCredentialStore } from './credential-stores.ts';
 
 export interface OpenedAccount {
   account: Account;
@@ -20,15 +21,18 @@ export interface OpenedAccount {
   /** The API as the sync engine sees it. */
   syncApi: SyncApi;
   index: SyncIndex;
-  credentials: FileCredentialStore;
+  credentials: AccountCredentialStore;
   close(): void;
 }
 
-/** `allowSignedOut`: open an account whose credentials are gone (a disconnect finishing, a revoked device). */
+/**
+ * `allowSignedOut`: open an account whose credentials are gone (a disconnect finishing, a revoked device).
+ * Credentials in a keyring that cannot be used now: KEYRING_UNAVAILABLE, saying what to do.
+ */
 export async function openAccount(store: AccountStore, name?: string, opts: { allowSignedOut?: boolean } = {}): Promise<OpenedAccount> {
   const account = await store.pick(name);
   const dir = store.stateDir(account.name);
-  const credentials = new FileCredentialStore(dir);
+  const credentials = credentialStoreOf(store, account);
   if (!opts.allowSignedOut && !(await credentials.load())) {
     throw new Error(`Account "${account.name}" is not signed in on this device (its credentials are gone): run \`coffer login ${account.server} --folder ${account.folder} --name ${account.name}\`.`);
   }

@@ -11,11 +11,15 @@ import { fileURLToPath } from 'node:url';
 
 export const CLI = fileURLToPath(new URL('../../src/cli/main.ts', import.meta.url));
 
-/** The parent's environment minus anything that would change how a child behaves. */
+/**
+ * The parent's environment minus anything that would change how a child behaves — the desktop's
+ * D-Bus session included, so a `coffer login` never reaches the user's own OS keyring (a test that
+ * wants a keyring passes one: packages/client/test/support/keyring-session.ts).
+ */
 export function childEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (k.startsWith('COFFER_') || k.startsWith('NODE_TEST') || k === 'NODE_OPTIONS') continue;
+    if (k.startsWith('COFFER_') || k.startsWith('NODE_TEST') || k === 'NODE_OPTIONS' || k === 'DBUS_SESSION_BUS_ADDRESS') continue;
     env[k] = v;
   }
   return { ...env, ...extra };

@@ -1,17 +1,20 @@
 /**
  * `coffer login <server> --folder <dir>`: signs this device in to an
  * account (password, then a 2FA code when the account has one) and links a
- * local folder to the account's drive. Credentials go to the account's
- * state directory (0600), never into the folder.
+ * local folder to the account's drive. Credentials go to the OS keyring
+ * when one works here, else to a file readable only by the user (0600) in
+ * the account's state directory — never into the folder
+ * (accounts/credential-stores.ts; COFFER_CREDENTIAL_STORE overrides).
  */
 import { Command } from 'commander';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { hostname, platform } from 'node:os';
 import { join, resolve } from 'node:path';
 import { AccountStore, type Account } from '../../accounts/account-store.ts';
-import { FileCredentialStore } from '../../accounts/file-credential-store.ts';
+import { chooseCredentialStore, saveSignIn } from '../../accounts/credential-stores.ts';
 import { completeLogin2fa, login, pollDeviceLogin, startDeviceLogin, type SignedIn } from '../../remote/auth.ts';
 import { ApiClient } from '../../remote/api-client.ts';
+import { MemoryCredentialStore } from '../../remote/credentials.ts';
 import { ROOT_MARKER } from '../../scanner/ignore.ts';
 import { ask } from '../prompt.ts';
 import { output } from '../output.ts';
@@ -34,29 +37,45 @@ export function loginCommand(): Command {
       const folder = resolve(flags.folder);
       const store = new AccountStore();
       const relink = await linkedAccount(store, folder, server);
+      const where = await chooseCredentialStore(); // before signing in: a keyring demanded but missing fails first
       const withPassword = flags.password !== undefined || process.env.COFFER_PASSWORD !== undefined;
       const result = withPassword ? await passwordSignIn(server, flags) : await browserSignIn(server, flags, (l) => process.stderr.write(`${l}\n`));
       if (relink) {
         // Signed out remotely earlier: the same account signs in again and keeps its index, so unsynced changes still sync.
         if (relink.username !== result.user.username) throw new Error(`${folder} belongs to ${relink.username}'s account "${relink.name}", not ${result.user.username}'s.`);
-        await new FileCredentialStore(store.stateDir(relink.name)).save(result.credentials);
+        const saved = await saveSignIn(store, relink, where, result.credentials);
         await store.update(relink.name, { lastError: null });
-        out.result({ account: relink.name, folder, server, user: result.user.username, relinked: true }, () => out.line(`signed in again as ${result.user.username}; ${folder} keeps syncing with the account "${relink.name}" (run \`coffer sync\`)`));
+        out.result({ account: relink.name, folder, server, user: result.user.username, relinked: true, ...stored(saved) }, () => {
+          if (saved.note) out.line(`note: ${saved.note}`);
+          out.line(`signed in again as ${result.user.username}; ${folder} keeps syncing with the account "${relink.name}" (run \`coffer sync\`)`);
+        });
         return;
       }
       const name = flags.name ?? `${result.user.username}@${new URL(server).host.replace(':', '-')}`;
       if (!/^[\w.@-]{1,100}$/.test(name)) throw new Error('An account name is letters, digits, ".", "_", "-" or "@".');
-      await store.add({ name, server, folder, username: result.user.username, deviceName: flags.deviceName ?? hostname(), createdAt: new Date().toISOString() });
-      const credentials = new FileCredentialStore(store.stateDir(name));
-      await credentials.save(result.credentials);
+      const account: Account = { name, server, folder, username: result.user.username, deviceName: flags.deviceName ?? hostname(), createdAt: new Date().toISOString(), credentialStore: where.kind };
+      await store.add(account);
+      const saved = await saveSignIn(store, account, where, result.credentials).catch(async (e: unknown) => {
+        // Nowhere to keep the credentials: no half-linked account here, no dangling session there.
+        await store.remove(name).catch(() => {});
+        await new ApiClient({ baseUrl: server, credentials: new MemoryCredentialStore(result.credentials) }).logout().catch(() => {});
+        throw e;
+      });
+      const credentials = saved.credentials;
       const drive = await new ApiClient({ baseUrl: server, credentials }).drive();
       await mkdir(folder, { recursive: true });
       await writeFile(join(folder, ROOT_MARKER), JSON.stringify({ account: name, server, instanceId: drive.instanceId, rootId: drive.rootId }) + '\n');
-      out.result({ account: name, folder, server, user: result.user.username }, () => {
+      out.result({ account: name, folder, server, user: result.user.username, ...stored(saved) }, () => {
+        if (saved.note) out.line(`note: ${saved.note}`);
         out.line(`signed in as ${result.user.username}; ${folder} is linked to the account "${name}"`);
         out.line('run `coffer sync` (or `coffer sync --watch`) to sync it');
       });
     });
+}
+
+/** Where the credentials went, for the command's result. */
+function stored(saved: Awaited<ReturnType<typeof saveSignIn>>): { credentialStore: string; credentialLocation: string; credentialNote?: string } {
+  return { credentialStore: saved.credentials.kind, credentialLocation: saved.credentials.location, ...(saved.note ? { credentialNote: saved.note } : {}) };
 }
 
 /** Username and password (and a 2FA code when the account has one), typed here. */
