@@ -4,8 +4,9 @@
  *
  *   node bench/run.ts [--runs N] [--big | --no-big] [--peers coffer,rclone,nginx]
  *                     [--files N] [--size-mib N] [--keep]
- *                     [--only transfer|sync] [--sync-files N] [--feed-changes N] [--push-changes N]
- *                     [--delta-edits N]
+ *                     [--only transfer|sync|client] [--sync-files N] [--feed-changes N] [--push-changes N]
+ *                     [--delta-edits N] [--client-files N] [--client-big] [--client-big-files N]
+ *                     [--client-size-mib N] [--client-watch-samples N] [--client-pending N]
  *
  * Rows (each the median of N runs, each run on a fresh server and data folder):
  *   1 GiB PUT / GET, 10,000 × 4 KiB PUT / GET with curl --parallel-max 4:
@@ -17,6 +18,10 @@
  *     the 1 GiB file after a 1 MiB change (bytes sent, time), N small files via
  *     session/missing/chunks/commit-batch vs `rclone copy` to rclone serve
  *     webdav, push latency (SSE), change-feed catch-up after K changes.
+ *   Sync client (bench/lib/client.ts, client-group.ts; --only client, not in the
+ *     default run): the `coffer` CLI's first sync, nothing-changed sync, 1 MiB
+ *     change in a big file, watch latency between two devices and disconnect,
+ *     beside rclone copy / sync / copyto where rclone has an equivalent.
  * See bench/README.md for what is measured and the traps.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -31,6 +36,7 @@ import { killAllOwned, run, syncDisks } from './lib/proc.ts';
 import { beginCost, machineBusy } from './lib/proc-stats.ts';
 import { warmPageCache } from './lib/page-cache.ts';
 import { judgeTargets, median, noisyRows, renderText, summarise, writeReport, SYNC_ROWS, type Cell, type Report, type RowDef, type RowId } from './lib/report.ts';
+import { clientNotes, clientRowDefs, runClientGroup, type ClientOptions } from './lib/client-group.ts';
 import { SyncClient, checkEdit, deltaFirst, deltaSecond, makeEdit, makeChanges, pushLatency, readFeed, smallFilesCoffer, smallFilesRclone, type SyncResult } from './lib/sync.ts';
 import { ensureTools } from './lib/tools.ts';
 
@@ -54,11 +60,18 @@ const { values: args } = parseArgs({
     'feed-changes': { type: 'string', default: '100000' },
     'push-changes': { type: 'string', default: '50' },
     'delta-edits': { type: 'string', default: '3' },
+    'client-files': { type: 'string', default: '10000' },
+    'client-big': { type: 'boolean', default: false },
+    'client-big-files': { type: 'string', default: '100000' },
+    'client-size-mib': { type: 'string', default: '1024' },
+    'client-watch-samples': { type: 'string', default: '20' },
+    'client-pending': { type: 'string', default: '1000' },
   },
 });
-/** Row groups to run: transfer (curl PUT/GET, 5 GiB memory) and sync (the chunk protocol, push, feed). */
-const groups = new Set(args.only!.split(',').map((g) => g.trim()).filter((g) => g === 'transfer' || g === 'sync'));
-if (groups.size === 0) throw new Error(`--only: expected transfer, sync or both, got "${args.only}"`);
+/** Row groups to run: transfer (curl PUT/GET, 5 GiB memory), sync (the chunk protocol, push, feed) and client (the `coffer` CLI; only when asked). */
+const GROUPS = ['transfer', 'sync', 'client'];
+const groups = new Set(args.only!.split(',').map((g) => g.trim()).filter((g) => GROUPS.includes(g)));
+if (groups.size === 0) throw new Error(`--only: expected transfer, sync, client or a comma-separated list, got "${args.only}"`);
 const syncFiles = Math.max(1, Math.min(100_000, Number(args['sync-files']) || 2000));
 const feedChanges = Math.max(1, Math.min(1_000_000, Number(args['feed-changes']) || 100_000));
 const pushChanges = Math.max(1, Math.min(1000, Number(args['push-changes']) || 50));
@@ -80,6 +93,17 @@ const big: 'on' | 'off' | 'auto' = args['no-big']
       : 'auto';
 const AUTO_BIG_LIMIT_S = 60;
 const peers = new Set(args.peers!.split(',').map((p) => p.trim()) as PeerName[]);
+const clientOpts: ClientOptions = {
+  files: Math.max(1, Math.min(100_000, Number(args['client-files']) || 10_000)),
+  big: !!args['client-big'],
+  bigFiles: Math.max(1, Math.min(200_000, Number(args['client-big-files']) || 100_000)),
+  sizeBytes: Math.max(8, Math.min(16 * 1024, Number(args['client-size-mib']) || 1024)) * MiB,
+  edits: deltaEdits,
+  watchSamples: Math.max(1, Math.min(500, Number(args['client-watch-samples']) || 20)),
+  watchGapMs: 1000,
+  pending: Math.max(1, Math.min(100_000, Number(args['client-pending']) || 1000)),
+  noopRepeats: 3,
+};
 
 const log = (msg: string) => process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${msg}\n`);
 const sizeLabel = (n: number) => (n % GiB === 0 ? `${n / GiB} GiB` : `${Math.round(n / MiB)} MiB`);
@@ -96,7 +120,8 @@ const ROWS: Record<RowId, RowDef> = {
   push: { id: 'push', work: `sync: push latency, ${pushChanges} commits one at a time`, amount: pushChanges, unit: 'latency' },
   'feed-write': { id: 'feed-write', work: `sync: make ${feedChanges.toLocaleString('en')} changes (commit-batch of empty files)`, amount: feedChanges, unit: 'changes' },
   'feed-read': { id: 'feed-read', work: `sync: feed catch-up, ${feedChanges.toLocaleString('en')} changes, limit=5000`, amount: feedChanges, unit: 'changes' },
-};
+  ...(clientRowDefs(clientOpts) as Record<string, RowDef>),
+} as Record<RowId, RowDef>;
 
 // ---- cells: one per (row, server), filled run by run ---------------------------
 
@@ -175,11 +200,13 @@ process.once('uncaughtException', (e) => {
   cleanup();
   process.exit(1);
 });
+/** The client group adds its own allowance: ~15 min a run at its default sizes, plus an hour a run for the 100,000-file part. */
+const watchdogMs = WATCHDOG_MS + (groups.has('client') ? runs * (20 + (clientOpts.big ? 60 : 0)) * 60_000 : 0);
 const watchdog = setTimeout(() => {
-  log(`watchdog: still running after ${WATCHDOG_MS / 60_000} min, giving up`);
+  log(`watchdog: still running after ${watchdogMs / 60_000} min, giving up`);
   cleanup();
   process.exit(2);
-}, WATCHDOG_MS);
+}, watchdogMs);
 watchdog.unref();
 
 async function versionOf(cmd: string, argv: string[]): Promise<string> {
@@ -223,9 +250,11 @@ async function main(): Promise<void> {
   const src = join(tmp, 'src');
   const bigFile = join(src, 'big.bin');
   smallDir = join(tmp, 'small-src');
-  log(`writing ${sizeLabel(bigSize)}${groups.has('transfer') ? ` and ${fileCount} × 4 KiB` : ''}${groups.has('sync') ? ` and ${syncFiles} × 4 KiB (sync)` : ''} random source files`);
   mkdirSync(src, { recursive: true });
-  writeRandomFile(bigFile, bigSize);
+  if (groups.has('transfer') || groups.has('sync')) {
+    log(`writing ${sizeLabel(bigSize)}${groups.has('transfer') ? ` and ${fileCount} × 4 KiB` : ''}${groups.has('sync') ? ` and ${syncFiles} × 4 KiB (sync)` : ''} random source files`);
+    writeRandomFile(bigFile, bigSize);
+  }
   if (groups.has('transfer')) await runTransfer(bigFile, src);
   if (groups.has('sync')) {
     const syncDir = join(tmp, 'sync-src');
@@ -236,6 +265,27 @@ async function main(): Promise<void> {
       if (r % 2 === 0) order.reverse();
       for (const peer of order) await runSync(peer, r, bigFile, syncDir, syncT);
     }
+  }
+  if (groups.has('client')) {
+    if (!peers.has('coffer')) log('client rows skipped: coffer is not among --peers');
+    else
+      for (let r = 1; r <= runs; r++)
+        await runClientGroup(
+          {
+            repoRoot,
+            tmp,
+            opts: clientOpts,
+            peers,
+            measure,
+            fail: (row, peer, runNo, msg) => {
+              log(`  ${peer} ${ROWS[row].work}: FAILED ${msg}`);
+              cell(row, peer).failures.push(`run ${runNo}: ${msg}`);
+            },
+            log,
+            keep: !!args.keep,
+          },
+          r,
+        );
   }
 
   const busyAtEnd = await machineBusy();
@@ -254,7 +304,7 @@ async function main(): Promise<void> {
       [`${sizeLabel(hugeSize)} row`]: bigDecision || 'not run',
       'wall time of this bench': `${((Date.now() - t0) / 1000).toFixed(0)} s`,
     },
-    options: { runs, big, bigDecision, peers: [...peers], files: fileCount, bigSize, hugeSize, only: [...groups], syncFiles, feedChanges, pushChanges, deltaEdits },
+    options: { runs, big, bigDecision, peers: [...peers], files: fileCount, bigSize, hugeSize, only: [...groups], syncFiles, feedChanges, pushChanges, deltaEdits, ...(groups.has('client') ? { client: clientOpts } : {}) },
     notes: [
       `Times are medians of ${runs} run(s) of the client's wall time (curl for the PUT/GET rows, the bench's own Node client for the sync rows); each run starts a fresh server and data folder. Client and server share the machine's CPUs.`,
       'Coffer time ÷ this: below 1 means Coffer was faster than that server on the row.',
@@ -271,6 +321,7 @@ async function main(): Promise<void> {
         : []),
       ...(peers.has('coffer') ? [] : ['Coffer rows skipped: its server CLI was not found or not selected.']),
       ...(groups.has('sync') ? syncNotes() : []),
+      ...(groups.has('client') ? clientNotes(clientOpts, (row, key) => extraOf(row, key)) : []),
     ],
     cells: sums,
     targets: judgeTargets(sums, MEM_LIMIT_MIB, bigDecision, groups),
@@ -306,6 +357,12 @@ async function runTransfer(bigFile: string, src: string): Promise<void> {
   } finally {
     await nginx?.stop();
   }
+}
+
+/** Median of an extra figure of Coffer's samples on `row` (NaN when none). */
+function extraOf(row: RowId, key: string): number {
+  const xs = cells.find((c) => c.row.id === row && c.peer === 'coffer')?.samples.map((s) => s.extra?.[key]).filter((x): x is number => x !== undefined && Number.isFinite(x)) ?? [];
+  return xs.length ? median(xs) : NaN;
 }
 
 function syncNotes(): string[] {

@@ -9,18 +9,23 @@ import type { PeerName } from './peers.ts';
 import type { ServerCost } from './proc-stats.ts';
 
 export type RowId = 'put-1g' | 'get-1g' | 'put-small' | 'get-small' | 'mem-5g'
-  | 'sync-first' | 'sync-delta' | 'sync-small' | 'push' | 'feed-write' | 'feed-read';
+  | 'sync-first' | 'sync-delta' | 'sync-small' | 'push' | 'feed-write' | 'feed-read'
+  | 'client-first' | 'client-noop' | 'client-down' | 'client-first-big' | 'client-noop-big' | 'client-first-1g' | 'client-delta'
+  | 'client-watch' | 'client-disconnect' | 'client-disconnect-pending';
 
 /** Rows of the sync protocol (`--only sync`). */
 export const SYNC_ROWS: readonly RowId[] = ['sync-first', 'sync-delta', 'sync-small', 'push', 'feed-write', 'feed-read'];
+
+/** Rows of the real sync client, the `coffer` CLI (`--only client`). */
+export const CLIENT_ROWS: readonly RowId[] = ['client-first', 'client-noop', 'client-down', 'client-first-big', 'client-noop-big', 'client-first-1g', 'client-delta', 'client-watch', 'client-disconnect', 'client-disconnect-pending'];
 
 export interface RowDef {
   id: RowId;
   work: string;
   /** What one run moves: bytes, or a number of files. */
   amount: number;
-  /** bytes → MiB/s, files → files/s, changes → changes/s, sent → MiB sent, latency → p50/p95 of the pooled latencies. */
-  unit: 'bytes' | 'files' | 'changes' | 'sent' | 'latency';
+  /** bytes → MiB/s, files → files/s, changes → changes/s, sent → MiB sent, latency → p50/p95 of the pooled latencies, wall → the time alone. */
+  unit: 'bytes' | 'files' | 'changes' | 'sent' | 'latency' | 'wall';
 }
 
 export interface Sample extends ServerCost {
@@ -50,6 +55,8 @@ export interface CellSummary {
   rateUnit: string;
   /** Sent rows: median request-body bytes (MiB), max over runs. */
   sentMiB?: { median: number; max: number };
+  /** CLI rows: medians of the preload's split of the process's wall time (bench/lib/cli-timing.ts). */
+  cli?: { startupSeconds: number; engineSeconds: number; exitSeconds: number; requests: number };
   /** Latency rows: percentiles over all runs' latencies pooled. */
   latencyMs?: { p50: number; p95: number; max: number; n: number };
   serverCpuSeconds: number | null;
@@ -82,7 +89,13 @@ export function percentile(xs: readonly number[], p: number): number {
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
 }
 
-const UNIT_LABEL: Record<RowDef['unit'], string> = { bytes: 'MiB/s', files: 'files/s', changes: 'changes/s', sent: 'MiB sent', latency: 'ms' };
+const UNIT_LABEL: Record<RowDef['unit'], string> = { bytes: 'MiB/s', files: 'files/s', changes: 'changes/s', sent: 'MiB sent', latency: 'ms', wall: 's' };
+
+/** Median of an extra figure over the samples that have it (NaN when none). */
+export function extraMedian(samples: readonly Sample[], key: string): number {
+  const xs = samples.map((s) => s.extra?.[key]).filter((x): x is number => x !== undefined && Number.isFinite(x));
+  return xs.length ? median(xs) : NaN;
+}
 
 export function summarise(cells: readonly Cell[]): CellSummary[] {
   const out = cells.map((c): CellSummary => {
@@ -94,7 +107,9 @@ export function summarise(cells: readonly Cell[]): CellSummary[] {
     const lat = c.samples.flatMap((s) => s.latenciesMs ?? []);
     const unit = c.row.unit;
     const perSecond = unit === 'bytes' ? c.row.amount / MiB : c.row.amount;
+    const engine = extraMedian(c.samples, 'engineSeconds');
     return {
+      ...(ok && Number.isFinite(engine) ? { cli: { startupSeconds: extraMedian(c.samples, 'startupSeconds'), engineSeconds: engine, exitSeconds: extraMedian(c.samples, 'exitSeconds'), requests: extraMedian(c.samples, 'requests') } } : {}),
       ...(ok && unit === 'sent' ? { sentMiB: { median: median(sent), max: Math.max(...sent) } } : {}),
       ...(ok && unit === 'latency' && lat.length ? { latencyMs: { p50: percentile(lat, 50), p95: percentile(lat, 95), max: Math.max(...lat), n: lat.length } } : {}),
       work: c.row.work,
@@ -104,7 +119,7 @@ export function summarise(cells: readonly Cell[]): CellSummary[] {
       runs: c.samples.length,
       failures: c.failures,
       seconds: sec,
-      rate: !sec ? null : unit === 'sent' ? median(sent) : unit === 'latency' ? (lat.length ? percentile(lat, 95) : null) : perSecond / sec.median,
+      rate: !sec ? null : unit === 'sent' ? median(sent) : unit === 'latency' ? (lat.length ? percentile(lat, 95) : null) : unit === 'wall' ? null : perSecond / sec.median,
       rateUnit: UNIT_LABEL[unit],
       serverCpuSeconds: ok ? median(c.samples.map((s) => s.cpuSeconds)) : null,
       clientCpuSeconds: ok ? median(c.samples.map((s) => s.clientCpuSeconds)) : null,
@@ -142,7 +157,63 @@ export function judgeTargets(sums: readonly CellSummary[], memLimitMiB: number, 
   const targets: Target[] = [];
   if (groups.has('transfer')) transferTargets(targets, sums, ratio, memLimitMiB, bigDecision);
   if (groups.has('sync')) syncTargets(targets, sums, ratio);
+  if (groups.has('client')) clientTargets(targets, sums, ratio);
   return targets;
+}
+
+const cliSplit = (s: CellSummary | undefined) => (s?.cli ? `; start-up ${f(s.cli.startupSeconds)} + engine ${f(s.cli.engineSeconds)} + exit ${f(s.cli.exitSeconds)} s` : '');
+
+function clientTargets(targets: Target[], sums: readonly CellSummary[], ratio: (row: RowId, peer: PeerName) => number | null): void {
+  const wasRun = (row: RowId) => sums.some((s) => s.row === row);
+  const missing = (row: RowId) => (wasRun(row) ? 'failed' : 'not run');
+  const first = ratio('client-first', 'rclone');
+  const firstRow = sums.find((s) => s.row === 'client-first');
+  targets.push({
+    text: `${firstRow?.work ?? 'coffer sync: first sync of small files'}: rate ≥ 5× rclone copy's`,
+    measured: first === null ? (firstRow ? 'failed or peer not run' : 'not run') : `${(1 / first).toFixed(1)}× (${f(find(sums, 'client-first', 'coffer')?.rate ?? null, 0)} vs ${f(find(sums, 'client-first', 'rclone')?.rate ?? null, 0)} files/s)`,
+    met: first === null ? null : 1 / first >= 5,
+  });
+  for (const [row, limit] of [['client-noop', 0.5], ['client-noop-big', 3]] as const) {
+    const c = find(sums, row, 'coffer');
+    const r = find(sums, row, 'rclone');
+    const any = sums.find((s) => s.row === row);
+    if (!any && row === 'client-noop-big') {
+      targets.push({ text: `coffer sync, nothing changed, 100,000 files: < ${limit} s`, measured: 'not run (--client-big)', met: null });
+      continue;
+    }
+    targets.push({
+      text: `${any?.work ?? row}: CLI wall time < ${limit} s`,
+      measured: c?.seconds ? `${c.seconds.median.toFixed(2)} s${cliSplit(c)}${r?.seconds ? `; rclone sync ${r.seconds.median.toFixed(2)} s` : ''}` : missing(row),
+      met: c?.seconds ? c.seconds.median < limit : null,
+    });
+  }
+  const delta = find(sums, 'client-delta', 'coffer');
+  const deltaR = find(sums, 'client-delta', 'rclone');
+  targets.push({
+    text: `${delta?.work ?? 'coffer sync after 1 MiB changed in a big file'}: client sent < 5 MiB`,
+    measured: delta?.sentMiB ? `${delta.sentMiB.median.toFixed(2)} MiB (max ${delta.sentMiB.max.toFixed(2)}) in ${delta.seconds!.median.toFixed(2)} s${deltaR?.sentMiB ? `; rclone copyto ${deltaR.sentMiB.median.toFixed(1)} MiB in ${deltaR.seconds!.median.toFixed(2)} s` : ''}` : missing('client-delta'),
+    met: delta?.sentMiB ? delta.sentMiB.max < 5 : null,
+  });
+  const watch = find(sums, 'client-watch', 'coffer');
+  targets.push({
+    text: 'change → other device, both `coffer sync --watch`: p95 < 2 s',
+    measured: watch?.latencyMs ? `p50 ${watch.latencyMs.p50.toFixed(0)} ms, p95 ${watch.latencyMs.p95.toFixed(0)} ms, max ${watch.latencyMs.max.toFixed(0)} ms (n = ${watch.latencyMs.n})` : missing('client-watch'),
+    met: watch?.latencyMs ? watch.latencyMs.p95 < 2000 : null,
+  });
+  const dc = find(sums, 'client-disconnect', 'coffer');
+  const dcRow = sums.find((s) => s.row === 'client-disconnect');
+  targets.push({
+    text: `${dcRow?.work ?? 'coffer disconnect, nothing pending'}: < 1 s (the issue asks it at 100,000 files)`,
+    measured: dc?.seconds ? `${dc.seconds.median.toFixed(2)} s${cliSplit(dc)}` : missing('client-disconnect'),
+    met: dc?.seconds ? dc.seconds.median < 1 : null,
+  });
+  const dp = find(sums, 'client-disconnect-pending', 'coffer');
+  const dpRow = sums.find((s) => s.row === 'client-disconnect-pending');
+  targets.push({
+    text: `${dpRow?.work ?? 'coffer disconnect with pending files'}: every pending file on the server, credentials gone (no numeric target)`,
+    measured: dp?.seconds ? `checked; ${dp.seconds.median.toFixed(2)} s${cliSplit(dp)}` : missing('client-disconnect-pending'),
+    met: dp?.seconds ? true : wasRun('client-disconnect-pending') ? false : null,
+  });
 }
 
 function syncTargets(targets: Target[], sums: readonly CellSummary[], ratio: (row: RowId, peer: PeerName) => number | null): void {
@@ -208,7 +279,8 @@ function cellRow(s: CellSummary): string[] {
     s.work,
     s.peer,
     `${f(sec.median)} (${f(sec.min)}–${f(sec.max)})`,
-    s.latencyMs ? `p50 ${f(s.latencyMs.p50, 0)} ms, p95 ${f(s.latencyMs.p95, 0)} ms` : s.sentMiB ? `${f(s.sentMiB.median)} MiB sent` : `${f(s.rate, 0)} ${s.rateUnit}`,
+    (s.latencyMs ? `p50 ${f(s.latencyMs.p50, 0)} ms, p95 ${f(s.latencyMs.p95, 0)} ms` : s.sentMiB ? `${f(s.sentMiB.median)} MiB sent` : s.rate == null ? '' : `${f(s.rate, 0)} ${s.rateUnit}`)
+      + (s.cli ? `${s.rate == null && !s.sentMiB && !s.latencyMs ? '' : '; '}start-up ${f(s.cli.startupSeconds)} + engine ${f(s.cli.engineSeconds)} + exit ${f(s.cli.exitSeconds)} s, ${f(s.cli.requests, 0)} req` : ''),
     s.cofferTimeRatio == null ? '' : `${f(s.cofferTimeRatio)}×`,
     f(s.serverCpuSeconds),
     f(s.clientCpuSeconds),
