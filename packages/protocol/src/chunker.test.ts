@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import {
-  CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, CHUNK_NORMALIZATION, GEAR_SEED, Chunker, chunkStream, cutAll, findBoundary,
+  CHUNK_AVG, CHUNK_MAX, CHUNK_MIN, CHUNK_NORMALIZATION, GEAR_SEED, ChunkDigester, Chunker, chunkStream, cutAll, findBoundary,
   generateGearTable, type ChunkerParams,
 } from './chunker.ts';
+import { chunkHash } from './content-hash.ts';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -305,6 +306,32 @@ describe('chunker: properties', () => {
       }),
       { numRuns: 100 },
     );
+  });
+
+  it('ChunkDigester gives the hashes, offsets and sizes of cutAll\'s chunks for any piece sizes, copying nothing (each piece is overwritten right after it is pushed)', () => {
+    fc.assert(
+      fc.property(bytes, fc.array(fc.integer({ min: 1, max: 3000 }), { minLength: 1, maxLength: 10 }), (data, sizes) => {
+        const digester = new ChunkDigester(SMALL);
+        const got: { hash: string; offset: number; size: number }[] = [];
+        for (let at = 0, k = 0; at < data.length; k++) {
+          const piece = data.slice(at, at + sizes[k % sizes.length]);
+          got.push(...digester.push(piece));
+          piece.fill(0xee); // a reused read buffer: the digester must not have kept a view of it
+          at += piece.length;
+        }
+        got.push(...digester.finish());
+        let offset = 0;
+        const expected = cutAll(data, SMALL).map((size) => {
+          const c = { hash: chunkHash(data.subarray(offset, offset + size)), offset, size };
+          offset += size;
+          return c;
+        });
+        assert.deepEqual(got, expected);
+      }),
+      { numRuns: 100 },
+    );
+    const empty = new ChunkDigester();
+    assert.deepEqual([...empty.push(new Uint8Array(0)), ...empty.finish()], [], 'an empty stream has no chunks');
   });
 
   it('is stable under an insertion: earlier chunks unchanged, later ones shifted after resynchronisation', () => {
