@@ -61,7 +61,9 @@ export function merge(remote: Tree, local: Tree, base: Tree, opts: MergeOptions)
   const locationFrom = new Map<string, 'remote' | 'local' | 'base'>();
 
   m.set(rootId, remote.nodes.get(rootId)!);
-  const ids = new Set<string>([...remote.nodes.keys(), ...local.nodes.keys(), ...base.nodes.keys()]);
+  const ids = new Set<string>(remote.nodes.keys());
+  for (const id of local.nodes.keys()) ids.add(id);
+  for (const id of base.nodes.keys()) ids.add(id);
   ids.delete(rootId);
   for (const id of ids) {
     const b = base.nodes.get(id);
@@ -96,7 +98,8 @@ export function merge(remote: Tree, local: Tree, base: Tree, opts: MergeOptions)
       conflicts.push(copyOf(id, l!, localNodes));
     } else if (lc.edited) content = l!;
     else if (rc.edited) content = r!;
-    m.set(id, { ...b, parentId: where.parentId, name: where.name, hash: content.hash, size: content.size });
+    // Unchanged on both sides (most items, most runs): the base node itself (nodes are never changed in place).
+    m.set(id, where === b && content === b ? b : { ...b, parentId: where.parentId, name: where.name, hash: content.hash, size: content.size });
   }
   // Conflict copies sit next to the item, under a name chosen in the collision pass.
   for (const c of conflicts) {
@@ -122,11 +125,14 @@ export function merge(remote: Tree, local: Tree, base: Tree, opts: MergeOptions)
  * renamed to the temporary name (which would otherwise win as that side's rename and stay).
  */
 function unparked(n: Node | undefined, b: Node | undefined): Node | undefined {
-  if (!n || !b || !n.name.startsWith(`${b.name}.coffer-move-`) || !/^\d+$/.test(n.name.slice(b.name.length + '.coffer-move-'.length))) return n;
+  if (!n || !b || n.name.length <= b.name.length + PARKED.length || !n.name.startsWith(b.name) || !n.name.startsWith(PARKED, b.name.length)
+    || !/^\d+$/.test(n.name.slice(b.name.length + PARKED.length))) return n;
   return { ...n, name: b.name };
 }
 
 const CONFLICT_MARK = '\u0000conflict:';
+/** What plan.ts appends to a name it parks an item under. */
+const PARKED = '.coffer-move-';
 
 /** The local content of an item edited on both sides becomes its own local item. */
 function copyOf(id: string, l: Node, localNodes: Map<string, Node>): ConflictCopy {
@@ -159,16 +165,24 @@ function restoreParents(m: Map<string, Node>, remote: Tree, local: Tree, base: T
 
 /** Moves from both sides can make a cycle (remote: A into B; local: B into A): undo the local move. */
 function breakCycles(m: Map<string, Node>, rootId: string, remote: Tree, base: Tree, from: Map<string, string>): boolean {
+  /** Items already seen to lead to the root or out of the tree: a walk that meets one is not a cycle. */
+  const settled = new Set<string>();
   for (const start of [...m.keys()]) {
+    if (settled.has(start)) continue;
     const seen: string[] = [];
     let cur = m.get(start);
-    while (cur && cur.id !== rootId && !seen.includes(cur.id)) {
+    while (cur && cur.id !== rootId && !settled.has(cur.id) && !seen.includes(cur.id)) {
       seen.push(cur.id);
       cur = cur.parentId === null ? undefined : m.get(cur.parentId);
     }
-    if (!cur || cur.id === rootId || !seen.includes(cur.id)) continue;
+    if (!cur || cur.id === rootId || settled.has(cur.id)) {
+      for (const id of seen) settled.add(id);
+      continue;
+    }
     const cycle = seen.slice(seen.indexOf(cur.id));
-    const victim = cycle.find((id) => from.get(id) === 'local') ?? cycle[0];
+    // Undo a local move: an item with a place to go back to (a new local folder in the cycle has none).
+    const placed = (id: string) => remote.nodes.has(id) || base.nodes.has(id);
+    const victim = cycle.find((id) => from.get(id) === 'local' && placed(id)) ?? cycle.find(placed) ?? cycle[0];
     const back = remote.nodes.get(victim) ?? base.nodes.get(victim)!;
     m.set(victim, { ...m.get(victim)!, parentId: back.parentId, name: back.name });
     from.set(victim, 'remote');
@@ -188,7 +202,16 @@ function resolveCollisions(m: Map<string, Node>, remote: Tree, localNodes: Map<s
   const key = (name: string) => (opts.caseInsensitive ? name.toLowerCase() : name);
   for (let pass = 0; pass < 1000; pass++) {
     let changed = false;
-    for (const [parentId, kids] of childrenIndex(treeOf(rootId, m.values()))) {
+    for (const [parentId, kids] of childrenIndex({ rootId, nodes: m })) {
+      // Most folders have nothing to settle: no name twice, no conflict copy to name.
+      const keys = new Set<string>();
+      let settle = false;
+      for (const k of kids) {
+        const kk = key(k.name);
+        if (keys.has(kk) || k.name.startsWith(CONFLICT_MARK)) { settle = true; break; }
+        keys.add(kk);
+      }
+      if (!settle) continue;
       const byName = new Map<string, Node[]>();
       for (const k of kids) {
         const list = byName.get(key(k.name)) ?? [];

@@ -51,9 +51,15 @@ export function plan(remote: Tree, local: Tree, base: Tree, opts: MergeOptions):
 
 function settle(remote: Tree, local: Tree, base: Tree): { id: string; base: Node | null }[] {
   const out: { id: string; base: Node | null }[] = [];
-  for (const id of new Set([...base.nodes.keys(), ...remote.nodes.keys()])) {
+  const ids = new Set(base.nodes.keys());
+  for (const id of remote.nodes.keys()) ids.add(id);
+  for (const id of ids) {
     const b = base.nodes.get(id);
-    const next = agreedBase(b, remote.nodes.get(id), local.nodes.get(id));
+    const r = remote.nodes.get(id);
+    const l = local.nodes.get(id);
+    // Where both sides are the base, the base stays (what agreedBase would say, without building it).
+    if (b && r && l && sameNode(b, r) && sameNode(b, l)) continue;
+    const next = agreedBase(b, r, l);
     if (!sameNode(b, next)) out.push({ id, base: next ?? null });
   }
   return out;

@@ -23,9 +23,9 @@ export interface Node {
   size: number;
 }
 
-export interface Tree {
+export interface Tree<N extends Node = Node> {
   rootId: string;
-  nodes: ReadonlyMap<string, Node>;
+  nodes: ReadonlyMap<string, N>;
 }
 
 export function isLocalId(id: string): boolean {
@@ -93,7 +93,9 @@ export function changeOf(base: Node | undefined, side: Node | undefined): SideCh
   if (!base && !side) return UNCHANGED;
   if (!base) return { created: true, deleted: false, moved: false, edited: false };
   if (!side) return { created: false, deleted: true, moved: false, edited: false };
-  return { created: false, deleted: false, moved: !sameLocation(base, side), edited: base.kind === 'file' && side.kind === 'file' && base.hash !== side.hash };
+  const moved = !sameLocation(base, side);
+  const edited = base.kind === 'file' && side.kind === 'file' && base.hash !== side.hash;
+  return moved || edited ? { created: false, deleted: false, moved, edited } : UNCHANGED;
 }
 
 export function isChanged(c: SideChange): boolean {

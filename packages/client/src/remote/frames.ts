@@ -5,7 +5,7 @@
  * buffer of its own), so memory stays at about one chunk however many are
  * sent. A chunk the server would refuse is refused here, before sending.
  */
-import { CHUNK_MAX } from '@coffer/protocol';
+import { CHUNK_MAX } from '@coffer/protocol/chunker.ts';
 import { ApiError } from './api-error.ts';
 
 export type ChunkSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array>;

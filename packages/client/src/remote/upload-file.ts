@@ -19,7 +19,8 @@
  */
 import { open, stat, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { CHUNK_MAX, chunkHash, chunkStream, manifestHash } from '@coffer/protocol';
+import { CHUNK_MAX, ChunkDigester } from '@coffer/protocol/chunker.ts';
+import { chunkHash, manifestHash } from '@coffer/protocol/content-hash.ts';
 import { ApiError, isRetryable } from './api-error.ts';
 import type { ApiClient } from './api-client.ts';
 import type { CommitFile, RemoteItem } from './types.ts';
@@ -129,20 +130,20 @@ async function openSession(api: UploadApi): Promise<string> {
 /** Cuts and hashes the open file from its start; constant memory (the chunker holds at most one chunk). */
 async function cutFile(fh: FileHandle, path: string, expectedSize: number): Promise<ChunkRef[]> {
   const refs: ChunkRef[] = [];
-  let offset = 0;
-  for await (const chunk of chunkStream(pieces(fh))) {
-    refs.push({ hash: chunkHash(chunk), offset, size: chunk.length });
-    offset += chunk.length;
-  }
+  const digester = new ChunkDigester();
+  for await (const piece of pieces(fh)) refs.push(...digester.push(piece));
+  refs.push(...digester.finish());
+  const last = refs.at(-1);
+  const offset = last ? last.offset + last.size : 0;
   if (offset !== expectedSize) throw localFileChanged(path, `read ${offset} bytes of ${expectedSize}`);
   return refs;
 }
 
-/** The file in fresh 1 MiB pieces (the chunker keeps references to them, so they are never reused). */
+/** The file in 1 MiB pieces, read into one buffer (the digester keeps nothing of a piece). */
 async function* pieces(fh: FileHandle): AsyncGenerator<Uint8Array> {
   let position = 0;
+  const buf = Buffer.allocUnsafe(READ_PIECE);
   for (;;) {
-    const buf = Buffer.allocUnsafe(READ_PIECE);
     const { bytesRead } = await fh.read(buf, 0, READ_PIECE, position);
     if (bytesRead === 0) return;
     position += bytesRead;

@@ -7,7 +7,8 @@
  */
 import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { chunkHash, chunkStream, cutAll, manifestHash } from '@coffer/protocol';
+import { ChunkDigester, cutAll, type DigestedChunk } from '@coffer/protocol/chunker.ts';
+import { chunkHash, manifestHash } from '@coffer/protocol/content-hash.ts';
 
 export interface ChunkRef {
   hash: string;
@@ -33,10 +34,15 @@ export async function hashFile(path: string, sizeHint?: number): Promise<FileDig
       size += length;
     }
   } else {
-    for await (const chunk of chunkStream(createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>)) {
-      chunks.push({ hash: chunkHash(chunk), size: chunk.length });
-      size += chunk.length;
-    }
+    const digester = new ChunkDigester();
+    const take = (done: DigestedChunk[]) => {
+      for (const c of done) {
+        chunks.push({ hash: c.hash, size: c.size });
+        size += c.size;
+      }
+    };
+    for await (const piece of createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>) take(digester.push(piece));
+    take(digester.finish());
   }
   return { hash: manifestHash(chunks.map((c) => c.hash)), size, chunks };
 }

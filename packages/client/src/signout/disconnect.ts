@@ -15,8 +15,9 @@
  *
  * Every step is recorded in accounts.json before it starts, and each can
  * run twice, so a crash or Ctrl-C anywhere is continued by the next
- * `coffer disconnect`. --dry-run works on a copy of the index and changes
- * nothing at all. Other accounts on the device are never touched.
+ * `coffer disconnect`. --dry-run reads the index through a read-only
+ * connection and changes nothing at all. Other accounts on the device are
+ * never touched.
  */
 import { copyFile, mkdtemp, readFile, readdir, rm, rmdir, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,10 +25,9 @@ import { join } from 'node:path';
 import { hashFile } from '../scanner/hash-file.ts';
 import { ROOT_MARKER, TEMP_PREFIX } from '../scanner/ignore.ts';
 import { SyncIndex } from '../index/sync-index.ts';
-import { syncOnce } from '../sync/sync-engine.ts';
 import type { AccountStore } from '../accounts/account-store.ts';
 import type { OpenedAccount } from '../accounts/open-account.ts';
-import { accountLocal, describe, type PendingItem } from './local-pending.ts';
+import { accountLocal, describe, pendingLocal, type PendingItem } from './local-pending.ts';
 
 export interface DisconnectOptions {
   dryRun?: boolean;
@@ -80,7 +80,7 @@ export async function disconnect(o: OpenedAccount, opts: DisconnectOptions = {})
 
   if (!step || step === 'finishing') {
     if (rootId) {
-      report.pendingBefore = (await accountLocal(o.index, o.account.folder, rootId)).pending;
+      report.pendingBefore = await pendingLocal(o.index, o.account.folder, rootId);
       const cause = await finish(o, rootId, opts, report, log);
       if (report.leftBehind.length && !opts.force) throw new DisconnectRefusedError(report, cause);
     }
@@ -108,12 +108,13 @@ async function finish(o: OpenedAccount, rootId: string, opts: DisconnectOptions,
   let cause = '';
   for (let attempt = 1; ; attempt++) {
     try {
+      const { syncOnce } = await import('../sync/sync-engine.ts'); // the engine only when something is left to finish
       await syncOnce(o.syncApi, o.index, { folder: o.account.folder, deviceName: o.account.deviceName });
       cause = '';
     } catch (e) {
       cause = (e as Error).message.split('\n')[0];
     }
-    report.leftBehind = (await accountLocal(o.index, o.account.folder, rootId)).pending;
+    report.leftBehind = await pendingLocal(o.index, o.account.folder, rootId);
     if (report.leftBehind.length === 0) return '';
     if (!cause) cause = report.leftBehind.some((i) => i.kind === 'rejected') ? 'the server refused some files' : 'some changes could not be uploaded';
     if (!opts.wait || Date.now() > deadline) return cause;
@@ -185,26 +186,30 @@ export async function markerRootId(folder: string): Promise<string | null> {
 
 async function dryRun(o: OpenedAccount, rootId: string | null, opts: DisconnectOptions, report: DisconnectReport): Promise<DisconnectReport> {
   if (!rootId) return report;
-  // Scanning may record what it learns in the index: work on a copy so nothing of the account's state changes.
-  const dir = await mkdtemp(join(tmpdir(), 'coffer-dry-run-'));
+  // Nothing of the account's state may change: the folder is looked at through a read-only connection to the index
+  // (or, should that fail to open, a copy of it).
+  const file = o.index.db.name;
+  let copyDir: string | null = null;
+  let view: SyncIndex;
   try {
-    const file = o.index.db.name;
-    await copyFile(file, join(dir, 'index.sqlite'));
-    await copyFile(`${file}-wal`, join(dir, 'index.sqlite-wal')).catch(() => {}); // committed pages not yet checkpointed
-    const copy = new SyncIndex(join(dir, 'index.sqlite'));
-    try {
-      const acc = await accountLocal(copy, o.account.folder, rootId);
+    view = new SyncIndex(file, { readonly: true });
+  } catch {
+    copyDir = await mkdtemp(join(tmpdir(), 'coffer-dry-run-'));
+    await copyFile(file, join(copyDir, 'index.sqlite'));
+    await copyFile(`${file}-wal`, join(copyDir, 'index.sqlite-wal')).catch(() => {}); // committed pages not yet checkpointed
+    view = new SyncIndex(join(copyDir, 'index.sqlite'));
+  }
+  try {
+    if (opts.removeLocalFiles) {
+      const acc = await accountLocal(view, o.account.folder, rootId, { removeStaleTemps: false });
       report.pendingBefore = acc.pending;
-      report.leftBehind = acc.pending;
-      if (opts.removeLocalFiles) {
-        report.removedFiles = acc.confirmed.map((f) => f.path);
-        report.keptFiles = acc.unconfirmed;
-      }
-    } finally {
-      copy.close();
-    }
+      report.removedFiles = acc.confirmed.map((f) => f.path);
+      report.keptFiles = acc.unconfirmed;
+    } else report.pendingBefore = await pendingLocal(view, o.account.folder, rootId, { removeStaleTemps: false });
+    report.leftBehind = report.pendingBefore;
   } finally {
-    await rm(dir, { recursive: true, force: true });
+    view.close();
+    if (copyDir) await rm(copyDir, { recursive: true, force: true });
   }
   return report;
 }

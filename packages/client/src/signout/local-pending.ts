@@ -9,8 +9,8 @@
  * index last saw it. Only those may be removed by a disconnect or a wipe.
  */
 import type { SyncIndex } from '../index/sync-index.ts';
-import { pathOf, treeOf, type Node, type Tree } from '../reconciler/tree.ts';
-import { scanFolder, type ScanResult } from '../scanner/scan-folder.ts';
+import { pathOf, type Node, type Tree } from '../reconciler/tree.ts';
+import { knownInodes, scanFolder, walkFolder, walkMatchesIndex, type FolderWalk, type ScanResult } from '../scanner/scan-folder.ts';
 
 export type PendingKind = 'new' | 'changed' | 'moved' | 'deleted' | 'unreadable' | 'rejected' | 'unsupported';
 
@@ -23,18 +23,42 @@ export interface PendingItem {
 
 export interface LocalAccounting {
   pending: PendingItem[];
-  /** Files safe to remove: their content is on the server. Paths relative to the folder, as on disk. */
+  /** Files safe to remove: their content is on the server. Paths relative to the folder, as on disk. (Empty unless `confirm`.) */
   confirmed: { id: string; path: string; hash: string }[];
-  /** Files that are not confirmed (the rest of the folder's files). */
+  /** Files that are not confirmed (the rest of the folder's files). (Empty unless `confirm`.) */
   unconfirmed: string[];
   scan: ScanResult;
 }
 
-export async function accountLocal(index: SyncIndex, folder: string, rootId: string): Promise<LocalAccounting> {
-  const baseNodes = index.baseNodes();
-  const base = treeOf(rootId, baseNodes.some((n) => n.id === rootId) ? baseNodes : [{ id: rootId, parentId: null, name: '', kind: 'folder', hash: null, size: 0 }, ...baseNodes]);
-  const remote = new Map(index.remoteNodes().map((n) => [n.id, n]));
-  const scan = await scanFolder(folder, rootId, index, base);
+export interface AccountingOptions {
+  /** Remove download leftovers a crash left (default true; a dry run only looks). */
+  removeStaleTemps?: boolean;
+  /** The folder as a walk just found it (see walkFolder), instead of walking again. */
+  walk?: FolderWalk;
+  /** Also sort the files into confirmed and unconfirmed (default true; reads the whole remote tree). */
+  confirm?: boolean;
+}
+
+/**
+ * What is not in the cloud, as `accountLocal` says, but quick when nothing is: when the folder is exactly
+ * the base (scan-folder.ts, walkMatchesIndex: the digest of the last walk that was the base, or else
+ * every item where the base has it, every file with the stamp whose hash is the base's, nothing else, no
+ * problem) and the last sync left no refusal, the answer is "nothing" without building a tree; otherwise
+ * the full accounting, from the same walk. The folder is walked in full either way: a change made while
+ * no client ran is found.
+ */
+export async function pendingLocal(index: SyncIndex, folder: string, rootId: string, opts: Omit<AccountingOptions, 'walk'> = {}): Promise<PendingItem[]> {
+  const walk = await walkFolder(folder, knownInodes(index), Date.now(), opts);
+  if (walkMatchesIndex(index, walk, rootId, false) && !index.problems().some((p) => p.kind === 'rejected')) return [];
+  return (await accountLocal(index, folder, rootId, { ...opts, walk, confirm: false })).pending;
+}
+
+export async function accountLocal(index: SyncIndex, folder: string, rootId: string, opts: AccountingOptions = {}): Promise<LocalAccounting> {
+  const base = index.baseTree(rootId);
+  const scan = await scanFolder(folder, rootId, index, base, Date.now(), { removeStaleTemps: opts.removeStaleTemps }, opts.walk);
+  const confirm = opts.confirm ?? true;
+  const remote = confirm ? index.remoteTree(rootId).nodes : null;
+  const onServer = (id: string) => (remote ? remote.has(id) : index.remoteNode(id) !== undefined);
   const pending: PendingItem[] = [];
   const confirmed: LocalAccounting['confirmed'] = [];
   const unconfirmed: string[] = [];
@@ -49,7 +73,7 @@ export async function accountLocal(index: SyncIndex, folder: string, rootId: str
       if (n.kind === 'file' && n.hash !== b.hash) pending.push({ path, kind: 'changed', folder: false });
       if (n.parentId !== b.parentId || n.name !== b.name) pending.push({ path, kind: 'moved', folder: folderItem, detail: `was ${where(base, n.id)}` });
     }
-    if (n.kind === 'file' && scan.entries.has(n.id)) {
+    if (remote && n.kind === 'file' && scan.entries.has(n.id)) {
       const r = remote.get(n.id);
       if (b && r && n.hash === b.hash && r.hash === b.hash) confirmed.push({ id: n.id, path, hash: n.hash! });
       else unconfirmed.push(path);
@@ -58,7 +82,7 @@ export async function accountLocal(index: SyncIndex, folder: string, rootId: str
   for (const b of base.nodes.values()) {
     if (b.id === rootId || scan.tree.nodes.has(b.id)) continue;
     // Gone here but still on the server: the deletion has not reached the cloud yet.
-    if (remote.has(b.id)) pending.push({ path: where(base, b.id), kind: 'deleted', folder: b.kind === 'folder' });
+    if (onServer(b.id)) pending.push({ path: where(base, b.id), kind: 'deleted', folder: b.kind === 'folder' });
   }
   for (const p of scan.problems) pending.push({ path: p.path, kind: p.kind === 'unreadable' ? 'unreadable' : 'unsupported', folder: false, detail: p.message });
   // The server's refusals from the last sync explain why an item is still pending.

@@ -10,8 +10,8 @@
  */
 import type { Problem, SyncIndex } from '../index/sync-index.ts';
 import { plan, type Op } from '../reconciler/plan.ts';
-import { pathOf, treeOf, type Tree } from '../reconciler/tree.ts';
-import { fileRows, scanFolder, type ScanResult } from '../scanner/scan-folder.ts';
+import { pathOf, type Tree } from '../reconciler/tree.ts';
+import { scanFolder, type ScanResult } from '../scanner/scan-folder.ts';
 import { checkDriveEmptied, refreshRemote } from './remote-tree.ts';
 import type { SyncApi } from './sync-engine.ts';
 
@@ -43,10 +43,11 @@ export interface SyncPreview {
 
 export async function previewSync(api: SyncApi, index: SyncIndex, opts: { folder: string; deviceName: string; now?: number }): Promise<SyncPreview> {
   const { rootId } = await refreshRemote(api, index);
-  const base = treeOf(rootId, index.baseNodes().concat(index.baseNodes().some((n) => n.id === rootId) ? [] : [{ id: rootId, parentId: null, name: '', kind: 'folder', hash: null, size: 0 }]));
+  const base = index.baseTree(rootId);
   const scan = await scanFolder(opts.folder, rootId, index, base, opts.now, { removeStaleTemps: false });
-  index.transaction(() => { for (const r of fileRows(scan.entries)) index.putLocalFile(r); });
-  const remote = treeOf(rootId, index.remoteNodes());
+  const { put } = scan.rowChanges;
+  if (put.length) index.transaction(() => { for (const r of put) index.putLocalFile(r); });
+  const remote = index.remoteTree(rootId);
   const p = plan(remote, scan.tree, base, { device: opts.deviceName, day: new Date(opts.now ?? Date.now()).toISOString().slice(0, 10) });
   const counts = (side: Op['side']): SideCounts => {
     const ops = p.ops.filter((o) => o.side === side);

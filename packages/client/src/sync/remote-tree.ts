@@ -51,18 +51,18 @@ export const EMPTY_DRIVE_MIN_SYNCED = 5;
 /** Throws RemoteDriveEmptyError when the drive has nothing in it, the base held many items, and the plan deletes local ones. */
 export function checkDriveEmptied(remote: Tree, base: Tree, p: Pick<Plan, 'ops'>, allow = false): void {
   if (allow) return;
-  const remoteItems = [...remote.nodes.keys()].filter((id) => id !== remote.rootId).length;
-  const synced = [...base.nodes.keys()].filter((id) => id !== base.rootId).length;
+  const remoteItems = remote.nodes.size - (remote.nodes.has(remote.rootId) ? 1 : 0);
+  const synced = base.nodes.size - (base.nodes.has(base.rootId) ? 1 : 0);
   const localDeletes = p.ops.filter((o) => o.side === 'local' && o.type === 'delete').length;
   if (remoteItems === 0 && synced >= EMPTY_DRIVE_MIN_SYNCED && localDeletes > 0) throw new RemoteDriveEmptyError(synced, localDeletes);
 }
 
 /**
- * The index's "the last run ended in agreement" flag (sync-engine.ts skips planning while it holds and
- * nothing new came in). Whoever applies remote changes clears it: `status` reads the feed too, and a change
- * it consumed must still be planned by the next sync.
+ * The index's "the last run ended in agreement" flag (sync-engine.ts skips reading the remote tree while
+ * it holds and nothing new came in). Whoever applies remote changes clears it: `status` reads the feed too,
+ * and a change it consumed must still be planned by the next sync.
  */
-const QUIET = 'quiet';
+export const QUIET = 'quiet';
 
 export async function refreshRemote(api: RemoteReader, index: SyncIndex): Promise<{ rootId: string; changes: number; listed: boolean }> {
   const drive = await api.drive();

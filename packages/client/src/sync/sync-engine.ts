@@ -6,16 +6,20 @@
  *
  * Crash safety: the base only ever records what both sides already hold,
  * one step at a time, so a run cut short anywhere is continued by the next.
+ *
+ * A round with nothing to do is found out before any tree is built: the
+ * folder walked (always in full) is the base by its digest or by one query,
+ * and the remote side is the base by the quiet flag or by one query.
  */
-import type { Problem, SyncIndex } from '../index/sync-index.ts';
+import type { Problem, RemoteNode, SyncIndex } from '../index/sync-index.ts';
 import { plan, type Op, type Plan } from '../reconciler/plan.ts';
 import { agreedBase } from '../reconciler/record.ts';
-import { pathOf, treeOf, type Node, type Tree } from '../reconciler/tree.ts';
-import { fileRows, scanFolder, type ScanResult } from '../scanner/scan-folder.ts';
-import { LocalExecutor, type Downloader, type FileStamp, type StepOutcome } from '../transfer/local-executor.ts';
+import { pathOf, type Tree } from '../reconciler/tree.ts';
+import { knownInodes, scanFolder, walkFolder, walkMatchesIndex, type ScanResult } from '../scanner/scan-folder.ts';
+import { LocalExecutor, type Downloader, type StepOutcome } from '../transfer/local-executor.ts';
 import { REJECTED, RemoteExecutor, type RemoteWriter } from '../transfer/remote-executor.ts';
 import { LocalState } from './local-state.ts';
-import { checkDriveEmptied, refreshRemote, type RemoteReader } from './remote-tree.ts';
+import { checkDriveEmptied, QUIET, refreshRemote, type RemoteReader } from './remote-tree.ts';
 
 export interface SyncApi extends RemoteReader, RemoteWriter {
   download: Downloader;
@@ -75,19 +79,33 @@ export async function syncOnce(api: SyncApi, index: SyncIndex, opts: SyncOptions
   let unsent: Op[] = [];
   for (let round = 1; round <= MAX_ROUNDS; round++) {
     const { rootId, changes: remoteChanges, listed } = await refreshRemote(api, index);
-    const base = treeOf(rootId, withRoot(index.baseNodes(), rootId));
-    const scan = await scanFolder(opts.folder, rootId, index, base, now());
+    unsent = [];
+    // The folder is the base, and so is the server: nothing to plan, and no tree needs building. The folder
+    // is walked in full every time (a change made while no client ran is found); the digest of the last
+    // walk that was the base saves even reading the index, and the quiet flag (the last run ended in
+    // agreement, and the feed brought nothing since) the comparison of the remote tree with the base.
+    const remoteIsBase = () => (index.getMeta(QUIET) === '1' && remoteChanges === 0 && !listed) || index.remoteIsBase(rootId);
+    const walk = await walkFolder(opts.folder, knownInodes(index), now());
+    if (walkMatchesIndex(index, walk, rootId, true) && remoteIsBase()) {
+      index.setMeta(QUIET, '1');
+      report.problems = [...refused.values()];
+      break;
+    }
+    // Something differs (or only a file's stamp changed, which the scan records): the trees, then.
+    const base = index.baseTree(rootId);
+    const scan = await scanFolder(opts.folder, rootId, index, base, now(), {}, walk);
     saveFileRows(index, scan);
     report.problems = [...scan.problems, ...refused.values()];
-    unsent = [];
-    // Nothing changed on the server since a run that ended in agreement, and the folder is the base: done, without planning.
-    if (index.getMeta('quiet') === '1' && remoteChanges === 0 && !listed && sameTree(scan.tree, base)) break;
-    index.setMeta('quiet', null);
-    const remote = treeOf(rootId, index.remoteNodes());
+    if (sameTree(scan.tree, base) && remoteIsBase()) {
+      index.setMeta(QUIET, '1');
+      break;
+    }
+    const remote = index.remoteTree(rootId);
+    index.setMeta(QUIET, null);
     const p = plan(remote, scan.tree, base, { device: opts.deviceName, day: new Date(now()).toISOString().slice(0, 10), caseInsensitive: opts.caseInsensitive });
     p.ops = p.ops.filter((o) => !(o.side === 'remote' && refused.has(o.id)));
     if (p.ops.length === 0 && p.rekey.length === 0 && p.settle.length === 0) {
-      index.setMeta('quiet', '1');
+      index.setMeta(QUIET, '1');
       break;
     }
     report.rounds = round;
@@ -103,14 +121,15 @@ export async function syncOnce(api: SyncApi, index: SyncIndex, opts: SyncOptions
   return report;
 }
 
-/** Remembers what the scan saw (inodes, stamps, hashes), writing only rows that changed. */
+/** Remembers what the scan saw (inodes, stamps, hashes): only rows that changed, in one transaction. */
 function saveFileRows(index: SyncIndex, scan: ScanResult): void {
-  const known = new Map(index.localFiles().map((r) => [r.id, r]));
-  const changed = fileRows(scan.entries).filter((r) => {
-    const k = known.get(r.id);
-    return !k || k.dev !== r.dev || k.ino !== r.ino || k.size !== r.size || k.mtimeMs !== r.mtimeMs || k.hash !== r.hash;
-  });
-  if (changed.length) index.transaction(() => { for (const r of changed) index.putLocalFile(r); });
+  const { put, drop } = scan.rowChanges;
+  if (put.length || drop.length) {
+    index.transaction(() => {
+      for (const id of drop) index.deleteLocalFile(id);
+      for (const r of put) index.putLocalFile(r);
+    });
+  }
 }
 
 /** Whether two trees hold the same items at the same places with the same content. */
@@ -123,10 +142,6 @@ function sameTree(a: Tree, b: Tree): boolean {
   return true;
 }
 
-function withRoot(nodes: Node[], rootId: string): Node[] {
-  return nodes.some((n) => n.id === rootId) ? nodes : [{ id: rootId, parentId: null, name: '', kind: 'folder', hash: null, size: 0 }, ...nodes];
-}
-
 function checkDeleteValve(p: Plan, base: Tree, opts: SyncOptions): void {
   if (opts.allowDeletes) return;
   const share = opts.maxDeleteShare ?? 0.5;
@@ -135,9 +150,9 @@ function checkDeleteValve(p: Plan, base: Tree, opts: SyncOptions): void {
   if (deletes >= MIN_DELETES_FOR_VALVE && deletes / total > share) throw new TooManyDeletesError(deletes, total, share);
 }
 
-async function execute(api: SyncApi, index: SyncIndex, p: Plan, scan: ScanResult, remoteTree: Tree, base: Tree, opts: SyncOptions, report: SyncReport, refused: Map<string, Problem>): Promise<void> {
+async function execute(api: SyncApi, index: SyncIndex, p: Plan, scan: ScanResult, remoteTree: Tree<RemoteNode>, base: Tree, opts: SyncOptions, report: SyncReport, refused: Map<string, Problem>): Promise<void> {
   // The live picture of both sides and the base while steps complete.
-  const remote = new Map(index.remoteNodes().map((n) => [n.id, n]));
+  const remote = new Map(remoteTree.nodes);
   const baseNow = new Map(base.nodes);
   const record = (id: string) => {
     const next = agreedBase(baseNow.get(id), remote.get(id), state.node(id));
@@ -161,8 +176,9 @@ async function execute(api: SyncApi, index: SyncIndex, p: Plan, scan: ScanResult
     report.conflicts.push(path);
     index.putConflict({ id: c.copyId, path, original: pathOf(p.merged, c.id) ?? '', at: (opts.now ?? Date.now)() });
   }
-  const stamps = new Map([...scan.entries.values()].map((e) => [e.id, { dev: e.dev, ino: e.ino, size: e.size, mtimeMs: e.mtimeMs, hash: e.node.hash }] as const));
-  const local = new LocalExecutor(state, (id) => api.download(id), stamps as Map<string, FileStamp & { hash: string | null }>, (id, stamp) => {
+  // What the scan saw of each file, looked up only for the files a step touches.
+  const stamps = { get: (id: string) => { const e = scan.entries.get(id); return e && { dev: e.dev, ino: e.ino, size: e.size, mtimeMs: e.mtimeMs, hash: e.node.hash }; } };
+  const local = new LocalExecutor(state, (id) => api.download(id), stamps, (id, stamp) => {
     if (stamp) index.putLocalFile({ id, ...stamp });
     else index.deleteLocalFile(id);
   });
@@ -180,6 +196,7 @@ async function execute(api: SyncApi, index: SyncIndex, p: Plan, scan: ScanResult
     },
     localPath: (id): string | null => state.absPath(remoteExec.resolve(id)),
     remoteNode: (id) => remote.get(id),
+    grouped: (fn) => index.grouped(fn),
   });
   const finish = (op: Op, result: StepOutcome | Error) => {
     let outcome: StepOutcome;

@@ -17,7 +17,8 @@ import { createWriteStream } from 'node:fs';
 import { lstat, mkdir, open, rename, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { once } from 'node:events';
-import { chunkHash, Chunker, manifestHash } from '@coffer/protocol';
+import { ChunkDigester } from '@coffer/protocol/chunker.ts';
+import { manifestHash } from '@coffer/protocol/content-hash.ts';
 import type { Op } from '../reconciler/plan.ts';
 import { hashFile } from '../scanner/hash-file.ts';
 import { TEMP_PREFIX } from '../scanner/ignore.ts';
@@ -37,14 +38,19 @@ export interface FileStamp {
   mtimeMs: number;
 }
 
+/** The scan's stamp and hash of an item (a Map will do). */
+export interface StampLookup {
+  get(id: string): (FileStamp & { hash: string | null }) | undefined;
+}
+
 export class LocalExecutor {
   private readonly state: LocalState;
   private readonly download: Downloader;
   /** What the scan saw of each file: a file with the same stamp still has the scanned hash. */
-  private readonly stamps: Map<string, FileStamp & { hash: string | null }>;
+  private readonly stamps: StampLookup;
   /** Called after each change, with the item's new stamp (or null when it is gone). */
   private readonly onChanged: (id: string, stamp: (FileStamp & { hash: string | null }) | null) => void;
-  constructor(state: LocalState, download: Downloader, stamps: Map<string, FileStamp & { hash: string | null }>,
+  constructor(state: LocalState, download: Downloader, stamps: StampLookup,
     onChanged: (id: string, stamp: (FileStamp & { hash: string | null }) | null) => void) {
     this.state = state;
     this.download = download;
@@ -111,16 +117,16 @@ export class LocalExecutor {
   private async fetchVerified(id: string, temp: string, expectHash: string): Promise<number> {
     const { body } = await this.download(id);
     const out = createWriteStream(temp, { flags: 'wx', mode: 0o644 });
-    const chunker = new Chunker();
+    const digester = new ChunkDigester();
     const hashes: string[] = [];
     let size = 0;
     try {
       for await (const piece of body) {
         size += piece.length;
-        for (const c of chunker.push(piece)) hashes.push(chunkHash(c));
+        for (const c of digester.push(piece)) hashes.push(c.hash);
         if (!out.write(piece)) await once(out, 'drain');
       }
-      for (const c of chunker.finish()) hashes.push(chunkHash(c));
+      for (const c of digester.finish()) hashes.push(c.hash);
       out.end();
       await once(out, 'finish');
     } finally {

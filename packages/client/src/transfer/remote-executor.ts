@@ -48,6 +48,8 @@ export interface RemoteExecutorHooks {
   /** The absolute local path of an item, for uploads. */
   localPath(id: string): string | null;
   remoteNode(id: string): RemoteNode | undefined;
+  /** Runs `fn` (synchronous) with what it records written together: a batch's hundreds of files are one commit, not a few each. */
+  grouped?(fn: () => void): void;
 }
 
 /** Error codes after which a step is skipped and planned again next round, rather than failing the run. */
@@ -90,8 +92,9 @@ export class RemoteExecutor {
    */
   async runWrites(ops: Extract<Op, { type: 'write' }>[], done: (op: Op, outcome: StepOutcome | Error) => void, concurrency = 3): Promise<void> {
     const small = this.api.uploadBatch ? ops.filter((o) => o.size <= BATCHABLE_BYTES) : [];
+    const batched = new Set(small);
     const jobs: (() => Promise<void>)[] = [];
-    for (const op of ops.filter((o) => !small.includes(o))) jobs.push(async () => done(op, await this.run(op).catch((e: Error) => e)));
+    for (const op of ops.filter((o) => !batched.has(o))) jobs.push(async () => done(op, await this.run(op).catch((e: Error) => e)));
     for (let i = 0; i < small.length;) {
       const batch: typeof small = [];
       let bytes = 0;
@@ -127,16 +130,20 @@ export class RemoteExecutor {
       for (const op of byKey.values()) done(op, e as Error);
       return;
     }
-    for (const r of results) {
-      const op = byKey.get(r.key)!;
-      if (r.ok) {
-        const existing = !isLocalId(this.resolve(op.id)) && this.hooks.remoteNode(this.resolve(op.id))?.etag;
-        if (existing) this.hooks.remoteChanged(r.item.id, toRemoteNode(r.item));
-        else this.created(op.id, r.item);
-        done(op, { done: true });
-      } else if (r.error.code && REPLAN.has(r.error.code)) done(op, { done: false, reason: `${r.error.code}: ${r.error.message}` });
-      else done(op, r.error);
-    }
+    const record = () => {
+      for (const r of results) {
+        const op = byKey.get(r.key)!;
+        if (r.ok) {
+          const existing = !isLocalId(this.resolve(op.id)) && this.hooks.remoteNode(this.resolve(op.id))?.etag;
+          if (existing) this.hooks.remoteChanged(r.item.id, toRemoteNode(r.item));
+          else this.created(op.id, r.item);
+          done(op, { done: true });
+        } else if (r.error.code && REPLAN.has(r.error.code)) done(op, { done: false, reason: `${r.error.code}: ${r.error.message}` });
+        else done(op, r.error);
+      }
+    };
+    if (this.hooks.grouped) this.hooks.grouped(record);
+    else record();
   }
 
   private async step(op: Op): Promise<StepOutcome> {

@@ -10,7 +10,8 @@
  * Files are read whole, so callers batch only small ones (see SMALL_FILE).
  */
 import { readFile, stat } from 'node:fs/promises';
-import { chunkHash, cutAll, manifestHash } from '@coffer/protocol';
+import { cutAll } from '@coffer/protocol/chunker.ts';
+import { chunkHash, manifestHash } from '@coffer/protocol/content-hash.ts';
 import { ApiError } from '../remote/api-error.ts';
 import type { ApiClient } from '../remote/api-client.ts';
 import type { CommitFile, RemoteItem } from '../remote/types.ts';

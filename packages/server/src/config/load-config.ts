@@ -3,7 +3,7 @@
  * default < config file (JSON, `--config` / COFFER_CONFIG) < environment < flags.
  */
 import { readFileSync } from 'node:fs';
-import { CofferError } from '@coffer/protocol';
+import { CofferError } from '@coffer/protocol/errors.ts';
 import { OPTIONS, type Config, type OptionSpec } from './options.ts';
 
 function coerce(spec: OptionSpec, raw: unknown, source: string): string | number | boolean | null {

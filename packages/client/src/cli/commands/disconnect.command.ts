@@ -3,10 +3,6 @@
  * file (see signout/disconnect.ts for the order of steps).
  */
 import { Command } from 'commander';
-import { AccountStore } from '../../accounts/account-store.ts';
-import { openAccount } from '../../accounts/open-account.ts';
-import { disconnect, DisconnectRefusedError } from '../../signout/disconnect.ts';
-import { describe } from '../../signout/local-pending.ts';
 import { output, plural } from '../output.ts';
 
 interface Flags { account?: string; dryRun?: boolean; wait?: boolean; force?: boolean; removeLocalFiles?: boolean; json?: boolean }
@@ -21,6 +17,10 @@ export function disconnectCommand(): Command {
     .option('--json', 'machine-readable output')
     .action(async (flags: Flags) => {
       const out = output(!!flags.json);
+      // Loaded here, not at the top: every other verb of the program starts without them.
+      const [{ AccountStore }, { openAccount }, { disconnect, DisconnectRefusedError }, { describe }] = await Promise.all([
+        import('../../accounts/account-store.ts'), import('../../accounts/open-account.ts'), import('../../signout/disconnect.ts'), import('../../signout/local-pending.ts'),
+      ]);
       const o = await openAccount(new AccountStore(), flags.account, { allowSignedOut: true });
       try {
         const r = await disconnect(o, { dryRun: flags.dryRun, wait: flags.wait, force: flags.force, removeLocalFiles: flags.removeLocalFiles, log: (l) => out.line(l) });

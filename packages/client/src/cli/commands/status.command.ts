@@ -6,9 +6,6 @@
  * changes nothing in the folder or on the server.
  */
 import { Command } from 'commander';
-import { AccountStore } from '../../accounts/account-store.ts';
-import { openAccount } from '../../accounts/open-account.ts';
-import { previewSync } from '../../sync/preview.ts';
 import { output, plural } from '../output.ts';
 
 export function statusCommand(): Command {
@@ -17,6 +14,10 @@ export function statusCommand(): Command {
     .option('--json', 'machine-readable output')
     .action(async (flags: { account?: string; json?: boolean }) => {
       const out = output(!!flags.json);
+      // Loaded here, not at the top: every other verb of the program starts without them.
+      const [{ AccountStore }, { openAccount }, { previewSync }] = await Promise.all([
+        import('../../accounts/account-store.ts'), import('../../accounts/open-account.ts'), import('../../sync/preview.ts'),
+      ]);
       const o = await openAccount(new AccountStore(), flags.account);
       try {
         const s = await previewSync(o.syncApi, o.index, { folder: o.account.folder, deviceName: o.account.deviceName });

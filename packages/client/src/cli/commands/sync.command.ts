@@ -4,14 +4,11 @@
  * fallback, syncing shortly after anything changes.
  */
 import { Command } from 'commander';
-import cliProgress from 'cli-progress';
-import { AccountStore } from '../../accounts/account-store.ts';
-import { openAccount, type OpenedAccount } from '../../accounts/open-account.ts';
-import { syncOnce, type SyncReport } from '../../sync/sync-engine.ts';
-import { isWipeRequest, performWipe } from '../../signout/wipe.ts';
+import type cliProgress from 'cli-progress';
+import type { OpenedAccount } from '../../accounts/open-account.ts';
+import type { SyncReport } from '../../sync/sync-engine.ts';
 import { output, plural, type Output } from '../output.ts';
 
-const { SingleBar, Presets } = cliProgress;
 type SingleBar = InstanceType<typeof cliProgress.SingleBar>;
 
 interface SyncFlags { account?: string; watch?: boolean; yes?: boolean; json?: boolean; maxDelete?: string }
@@ -25,6 +22,8 @@ export function syncCommand(): Command {
     .option('--json', 'machine-readable output')
     .action(async (flags: SyncFlags) => {
       const out = output(!!flags.json);
+      // Loaded here, not at the top: every other verb of the program starts without them.
+      const [{ AccountStore }, { openAccount }] = await Promise.all([import('../../accounts/account-store.ts'), import('../../accounts/open-account.ts')]);
       const opened = await openAccount(new AccountStore(), flags.account);
       try {
         const run = () => runOnce(opened, flags, out);
@@ -43,7 +42,8 @@ export function syncCommand(): Command {
 }
 
 async function runOnce(o: OpenedAccount, flags: SyncFlags, out: Output): Promise<SyncReport> {
-  const progress = !out.json && process.stderr.isTTY ? new Progress() : null;
+  const { syncOnce } = await import('../../sync/sync-engine.ts');
+  const progress = !out.json && process.stderr.isTTY ? new Progress((await import('cli-progress')).default) : null;
   try {
     const report = await syncOnce(o.syncApi, o.index, {
       folder: o.account.folder, deviceName: o.account.deviceName, allowDeletes: !!flags.yes,
@@ -57,6 +57,7 @@ async function runOnce(o: OpenedAccount, flags: SyncFlags, out: Output): Promise
     return report;
   } catch (e) {
     progress?.stop();
+    const { isWipeRequest, performWipe } = await import('../../signout/wipe.ts');
     if (isWipeRequest(e)) {
       await performWipe(o, (l) => out.line(l));
       throw Object.assign(new Error('this device was wiped and signed out; the account is no longer linked here'), { code: 'DEVICE_WIPED' });
@@ -73,17 +74,21 @@ async function runOnce(o: OpenedAccount, flags: SyncFlags, out: Output): Promise
 
 /** A progress bar on the terminal (stderr): steps, bytes, speed and time left. */
 class Progress {
+  private readonly lib: typeof cliProgress;
   private bar: SingleBar | null = null;
   private bytes = 0;
   private totalBytes = 0;
   private started = 0;
+  constructor(lib: typeof cliProgress) {
+    this.lib = lib;
+  }
   start(steps: number, bytes: number): void {
     if (steps === 0) return;
     this.stop();
     this.bytes = 0;
     this.totalBytes = bytes;
     this.started = Date.now();
-    this.bar = new SingleBar({ format: 'syncing [{bar}] {value}/{total} steps | {mb}/{totalMb} MB | {speed} MB/s | {eta_formatted} left', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
+    this.bar = new this.lib.SingleBar({ format: 'syncing [{bar}] {value}/{total} steps | {mb}/{totalMb} MB | {speed} MB/s | {eta_formatted} left', stream: process.stderr, hideCursor: true }, this.lib.Presets.shades_classic);
     this.bar.start(steps, 0, { mb: '0.0', totalMb: (bytes / 1e6).toFixed(1), speed: '0.0' });
   }
   step(bytes: number): void {

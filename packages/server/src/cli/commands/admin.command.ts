@@ -1,6 +1,6 @@
 /** `coffer admin …`: user management and storage checks, run against the same data as the server. */
 import { Command } from 'commander';
-import { CofferError } from '@coffer/protocol';
+import { CofferError } from '@coffer/protocol/errors.ts';
 import { randomBytes } from 'node:crypto';
 import type { Coffer } from '../../app.ts';
 import { addConfigFlags, configFromFlags, STORAGE_KEYS } from '../config-flags.ts';
