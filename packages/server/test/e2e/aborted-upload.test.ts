@@ -132,8 +132,13 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         assert.doesNotMatch(JSON.stringify(body), /injected|at .*\.ts/, 'no internals leak');
       }
       await waitFor('the server to end the upload', () => upload.active === 0, 10_000, 10);
-      assert.ok(!(await rootNames(user)).includes('undurable.bin'), 'nothing became visible');
-      assert.equal(await usedBytes(user), used);
+      // The server closed that connection under the unread body; a pooled request may still have picked it: once more then.
+      const retried = async <T>(f: () => Promise<T>): Promise<T> => f().catch((e: Error) => {
+        if ((e.cause as { code?: string } | undefined)?.code !== 'ECONNRESET') throw e;
+        return f();
+      });
+      assert.ok(!(await retried(() => rootNames(user))).includes('undurable.bin'), 'nothing became visible');
+      assert.equal(await retried(() => usedBytes(user)), used);
       const report = await ts!.server.coffer.services.check.check();
       assert.deepEqual(report.problems.filter((p) => p.severity === 'error'), []);
     });
