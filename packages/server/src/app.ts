@@ -91,6 +91,7 @@ export async function createBlobStore(config: Config): Promise<BlobStore> {
     return new S3BlobStore({
       endpoint: config.s3Endpoint, bucket: config.s3Bucket, region: config.s3Region,
       accessKeyId: config.s3AccessKeyId ?? '', secretAccessKey: config.s3SecretAccessKey ?? '',
+      idleTimeoutMs: config.s3TimeoutSeconds * 1000,
     });
   }
   return new LocalBlobStore(join(resolve(config.dataDir), 'blobs'));

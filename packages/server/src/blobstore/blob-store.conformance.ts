@@ -177,6 +177,22 @@ const cases: Case[] = [
     assert.equal((await listAll(store, 'cc/')).size, 50);
   }],
 
+  ['puts racing deletes in one folder: every put lands, every delete removes only its key', async (store) => {
+    // The garbage collector deletes blobs while uploads store new ones beside them (same shard
+    // folder): a delete that empties a folder must not pull it from under a put in progress.
+    const data = randomBytes(200 * 1024);
+    for (let round = 0; round < 40; round++) {
+      const older = `race/x/${round}-old`;
+      await store.put(older, data);
+      const newer = `race/x/${round}-new`;
+      await Promise.all([store.delete(older), store.put(newer, data)]);
+      await assertContent(store, newer, data);
+      assert.equal(await store.stat(older), null, `${older} deleted`);
+      await store.delete(newer);
+    }
+    assert.deepEqual(await listAll(store, 'race/'), new Map());
+  }],
+
   ['20 concurrent puts of the same key leave one whole content', async (store) => {
     // Different sizes, so a mix of two writers cannot pass for either one.
     const versions = Array.from({ length: 20 }, (_, i) => randomBytes(64 * 1024 + i * 4099));

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { createServer, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { startS3Server, type S3TestServer } from '../../test/support/s3-server.ts';
 import { BlobNotFoundError } from './blob-store.ts';
@@ -77,5 +79,26 @@ describe('S3BlobStore specifics', () => {
     await store.init();
     await assert.rejects(store.get('k'), BlobNotFoundError);
     await store.close();
+  });
+
+  it('an endpoint that accepts requests and never answers fails them after the idle timeout instead of hanging', async () => {
+    // A TCP listener that reads everything and says nothing: what a wedged S3 gateway looks like.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => { sockets.add(socket); socket.resume(); });
+    await new Promise<void>((res) => silent.listen(0, '127.0.0.1', res));
+    const port = (silent.address() as AddressInfo).port;
+    const store = new S3BlobStore({ ...options(), endpoint: `http://127.0.0.1:${port}`, idleTimeoutMs: 300 });
+    try {
+      const started = Date.now();
+      await assert.rejects(store.put('k/1', randomBytes(1024)), (err: Error) => err.name === 'TimeoutError');
+      await assert.rejects(store.get('k/1'), (err: Error) => err.name === 'TimeoutError');
+      // Three attempts each (the SDK retries a timeout) with back-off: seconds, not forever.
+      assert.ok(Date.now() - started < 20_000, `took ${Date.now() - started} ms`);
+      assert.ok(sockets.size >= 2, 'the requests reached the endpoint');
+    } finally {
+      await store.close();
+      for (const s of sockets) s.destroy();
+      await new Promise((res) => silent.close(res));
+    }
   });
 });

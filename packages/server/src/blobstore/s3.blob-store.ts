@@ -40,9 +40,17 @@ export interface S3BlobStoreOptions {
   prefix?: string;
   /** Parallel connections to the endpoint. */
   maxSockets?: number;
+  /**
+   * A request fails once its connection has carried nothing for this long (the SDK then retries it).
+   * Without it, an endpoint that accepts a request and never answers holds the upload waiting on it forever.
+   */
+  idleTimeoutMs?: number;
   /** Keys per ListObjectsV2 page (S3 caps it at 1000); small values let tests reach paging. */
   listPageSize?: number;
 }
+
+/** Longer than the HTTP server's own idle timeout (120 s), so a slow reader of a download is cut there first. */
+const DEFAULT_IDLE_TIMEOUT_MS = 150_000;
 
 /** A multipart upload untouched this long belongs to a dead writer. */
 const STALE_UPLOAD_MS = 24 * 60 * 60 * 1000;
@@ -69,7 +77,7 @@ export class S3BlobStore implements BlobStore {
       region: opts.region,
       forcePathStyle: true,
       credentials: { accessKeyId: opts.accessKeyId, secretAccessKey: opts.secretAccessKey },
-      requestHandler: { httpAgent: agent, httpsAgent: agent, connectionTimeout: 10_000 },
+      requestHandler: { httpAgent: agent, httpsAgent: agent, connectionTimeout: 10_000, socketTimeout: opts.idleTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS },
     });
   }
 

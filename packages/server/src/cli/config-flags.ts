@@ -27,5 +27,5 @@ export function configFromFlags(opts: Record<string, unknown>): Config {
 }
 
 /** Settings that choose where data lives: what admin commands need. */
-export const STORAGE_KEYS = ['dataDir', 'databaseUrl', 's3Endpoint', 's3Bucket', 's3Region', 's3AccessKeyId', 's3SecretAccessKey', 'defaultQuotaBytes',
+export const STORAGE_KEYS = ['dataDir', 'databaseUrl', 's3Endpoint', 's3Bucket', 's3Region', 's3AccessKeyId', 's3SecretAccessKey', 's3TimeoutSeconds', 'defaultQuotaBytes',
   'trashRetentionDays', 'versionRetentionDays', 'changeRetentionDays', 'maxVersionsPerFile', 'gcGraceSeconds', 'logLevel'] as const;

@@ -26,6 +26,7 @@ export const OPTIONS = [
   { key: 's3Region', flag: '--s3-region', env: 'COFFER_S3_REGION', type: 'string', default: 'us-east-1', help: 'S3 region' },
   { key: 's3AccessKeyId', flag: '--s3-access-key-id', env: 'COFFER_S3_ACCESS_KEY_ID', type: 'string', default: null, help: 'S3 access key id' },
   { key: 's3SecretAccessKey', flag: '--s3-secret-access-key', env: 'COFFER_S3_SECRET_ACCESS_KEY', type: 'string', default: null, help: 'S3 secret access key', secret: true },
+  { key: 's3TimeoutSeconds', flag: '--s3-timeout', env: 'COFFER_S3_TIMEOUT_SECONDS', type: 'integer', default: 150, help: 'seconds an S3 request may go without any traffic before it fails and is retried' },
   { key: 'defaultQuotaBytes', flag: '--default-quota', env: 'COFFER_DEFAULT_QUOTA_BYTES', type: 'integer', default: 0, help: 'storage quota of new users in bytes (0 = unlimited)' },
   { key: 'trashRetentionDays', flag: '--trash-retention-days', env: 'COFFER_TRASH_RETENTION_DAYS', type: 'integer', default: 30, help: 'days an item stays in the recycle bin before it is purged' },
   { key: 'versionRetentionDays', flag: '--version-retention-days', env: 'COFFER_VERSION_RETENTION_DAYS', type: 'integer', default: 30, help: 'days earlier versions of a file are kept' },

@@ -46,6 +46,29 @@ function letS3rverUseDes(): void {
   }
 }
 
+/**
+ * s3rver's DeleteObject removes the key's folders once they are empty, while a
+ * PutObject of a key beside it may sit between creating those folders and
+ * opening its file: the open then fails with ENOENT on a stream nobody listens
+ * to, the PUT is never answered, and the uploader waits forever. Real S3 has
+ * no folders. Deleting only the object's files (empty folders stay, and hold
+ * nothing that lists) closes the race; the conformance case 'puts racing
+ * deletes in one folder' hangs without this.
+ */
+function keepS3rverFolders(): void {
+  type Store = { prototype: { deleteObject(bucket: string, key: string): Promise<void>; getResourcePath(bucket: string, key: string, resource: string): string; keepsFolders?: true } };
+  const { prototype } = require('s3rver/lib/stores/filesystem') as Store;
+  if (prototype.keepsFolders) return;
+  const { unlink } = require('node:fs/promises') as typeof import('node:fs/promises');
+  prototype.deleteObject = async function deleteObject(bucket, key) {
+    await Promise.all(['object', 'object.md5', 'metadata.json'].map((resource) =>
+      unlink(this.getResourcePath(bucket, key, resource)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      })));
+  };
+  prototype.keepsFolders = true;
+}
+
 export interface S3TestServer {
   endpoint: string;
   bucket: string;
@@ -57,6 +80,7 @@ export interface S3TestServer {
 
 export async function startS3Server(): Promise<S3TestServer> {
   letS3rverUseDes();
+  keepS3rverFolders();
   const directory = await mkdtemp(join(tmpdir(), 'coffer-s3rver-'));
   // s3rver rejects bucket names shorter than 3 characters.
   const bucket = 'coffer-test';

@@ -116,4 +116,15 @@ describe('ThrottleService on SQLite', () => {
     await Promise.all(Array.from({ length: 5 }, () => throttle.attempt([account('t:user:5')])));
     assert.equal((await throttleRepository.find(metadata.db, 't:user:5'))?.failures, 5);
   });
+
+  it('a free failure blocks nobody, not even an attempt whose clock read came a moment earlier', async () => {
+    // Racing attempts read the clock, then the rows: one that read the clock just before another
+    // counted a free failure must not take that failure's time for a block (it once answered 429, retry 1 s).
+    const later = new ThrottleService({ db: metadata.db, clock: { now: () => now + 50 } });
+    const k = [ip('t:ip:race')];
+    assert.equal(await retryAfter(later.attempt(k)), null);
+    assert.equal((await throttleRepository.find(metadata.db, 't:ip:race'))?.blocked_until, 0, 'no delay, no block');
+    assert.equal(await retryAfter(throttle.attempt(k)), null, 'the earlier clock is not refused');
+    assert.equal((await throttleRepository.find(metadata.db, 't:ip:race'))?.failures, 2);
+  });
 });

@@ -109,7 +109,10 @@ export class ThrottleService {
       if (tries > 0) await contentionPause(tries);
       const seen = await throttleRepository.find(this.deps.db, k.key);
       const failures = seen && now - seen.last_failure_at <= k.policy.forgetAfterMs ? seen.failures + 1 : 1;
-      const next: ThrottleRow = { key: k.key, failures, last_failure_at: now, blocked_until: now + delayAfter(failures, k.policy) };
+      const delay = delayAfter(failures, k.policy);
+      // No delay is no block (0), not "blocked until now": a racer that read the clock a moment
+      // earlier would otherwise see this free failure as a block and be refused.
+      const next: ThrottleRow = { key: k.key, failures, last_failure_at: now, blocked_until: delay > 0 ? now + delay : 0 };
       if (seen ? await throttleRepository.replace(this.deps.db, seen, next) : await throttleRepository.insertFirst(this.deps.db, next)) return { key: k, before: seen, written: next };
     }
     throw tooMany(1000); // heavy contention on one key is itself a sign of guessing
