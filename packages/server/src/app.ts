@@ -171,7 +171,10 @@ export interface RunningServer {
 export async function startServer(config: Config, opts: { clock?: Clock } = {}): Promise<RunningServer> {
   // Push: one process on SQLite delivers in-process; on PostgreSQL every process LISTENs (docs/architecture.md).
   const push = new PushHub();
-  const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'] });
+  // Asynchronous writes: a busy server's log lines go out several per write instead of one blocking write each
+  // (pino flushes what is left when the process exits).
+  const logger = pino({ level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie', 'res.headers["set-cookie"]'] },
+    pino.destination({ dest: 1, sync: false }));
   let publicUrl = config.publicUrl;
   const bus: PushBus = isPostgresUrl(config.databaseUrl) ? new PgNotifyBus({ databaseUrl: config.databaseUrl, hub: push }) : new LocalBus(push);
   const coffer = await createCoffer(config, { ...opts, publisher: bus, revocations: bus, push, logger, publicUrl: () => publicUrl ?? `http://${config.host}:${config.port}` });

@@ -156,6 +156,18 @@ const cases: Case[] = [
     assert.equal((await listAll(store, '')).size, expected.size);
   }],
 
+  ['put tells onWritten once, and the caller may then reuse its buffer', async (store) => {
+    const data = randomBytes(3 * MiB);
+    const original = Buffer.from(data);
+    let calls = 0;
+    await store.put('w/reuse', data, { onWritten: () => { calls++; data.fill(0); } });
+    assert.equal(calls, 1);
+    await assertContent(store, 'w/reuse', original);
+    let failed = 0;
+    await assert.rejects(store.put('../escape', Buffer.from('x'), { onWritten: () => { failed++; } }), /invalid blob key/);
+    assert.equal(failed, 1, 'a put that fails is done with the buffer too');
+  }],
+
   ['invalid keys and prefixes are rejected', async (store) => {
     for (const key of INVALID_KEYS) {
       const label = JSON.stringify(key);

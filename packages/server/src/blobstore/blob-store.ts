@@ -6,6 +6,8 @@
  * - `put` is atomic and durable: when it resolves, the whole blob is stored and
  *   survives a crash (temp name + fsync + rename, or a completed S3 PUT); if it
  *   rejects or the process dies, no partial blob is visible under `key`.
+ *   `onWritten` (if given) is called once the store no longer reads `data`,
+ *   which may be well before the blob is durable (the local store's fsync).
  * - `get` of a missing key rejects with BlobNotFoundError; a range is
  *   inclusive [start, end], as in HTTP.
  * - `delete` is idempotent: deleting a missing key resolves.
@@ -15,6 +17,15 @@
 import type { Readable } from 'node:stream';
 
 export interface BlobStat { size: number }
+
+export interface PutOptions {
+  /**
+   * Called at most once, when the store is done reading `data` and the caller
+   * may reuse its memory; stores that cannot tell earlier call it when `put`
+   * settles. Lets an upload go on receiving while earlier blobs become durable.
+   */
+  onWritten?: () => void;
+}
 
 export interface BlobCapabilities {
   /** The store can hand out a local file path, so downloads may use sendfile-like streaming. */
@@ -26,7 +37,7 @@ export interface BlobStore {
   readonly capabilities: BlobCapabilities;
   /** Creates what the store needs (folders, bucket check). Idempotent. */
   init(): Promise<void>;
-  put(key: string, data: Uint8Array): Promise<void>;
+  put(key: string, data: Uint8Array, opts?: PutOptions): Promise<void>;
   /** The caller must read the stream to its end or destroy it: S3 holds a connection until then. */
   get(key: string, range?: { start: number; end: number }): Promise<Readable>;
   stat(key: string): Promise<BlobStat | null>;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtemp, open, readdir, readFile, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, readlink, rm, stat, utimes, writeFile, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -70,6 +70,50 @@ describe('LocalBlobStore specifics', () => {
     assert.ok((await readAll(await store.get('k/a'))).equals(old));
     await assert.rejects(store.get('k/new'), BlobNotFoundError);
     assert.deepEqual(await tmpFiles(), []);
+  });
+
+  it('hands the buffer back before the fsync, and an fsync that fails leaves no blob and no temp file', async (t) => {
+    const probe = await open(root, 'r');
+    const proto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const events: string[] = [];
+    const sync = proto.sync;
+    let failSync = false;
+    t.mock.method(proto, 'sync', function (this: FileHandle) {
+      events.push('sync');
+      if (failSync) return Promise.reject(Object.assign(new Error('injected EIO on fsync'), { code: 'EIO' }));
+      return (sync as () => Promise<void>).apply(this);
+    });
+    await store.put('k/ok', Buffer.alloc(MiB, 2), { onWritten: () => events.push('written') });
+    assert.deepEqual(events.slice(0, 2), ['written', 'sync'], 'the buffer is released before the file is synced');
+    failSync = true;
+    let written = 0;
+    await assert.rejects(store.put('k/bad', Buffer.alloc(MiB, 3), { onWritten: () => { written++; } }), /injected EIO on fsync/);
+    t.mock.restoreAll();
+    assert.equal(written, 1);
+    await assert.rejects(store.get('k/bad'), BlobNotFoundError);
+    assert.deepEqual(await tmpFiles(), []);
+  });
+
+  it('keeps at most 64 folders open for fsync, closes them on close, and recovers when a folder is removed under it', async () => {
+    const openFoldersUnderRoot = async () => {
+      let n = 0;
+      for (const fd of await readdir('/proc/self/fd')) {
+        const target = await readlink(join('/proc/self/fd', fd)).catch(() => '');
+        if (target.startsWith(root) && !target.startsWith(join(root, '.tmp'))) n++;
+      }
+      return n;
+    };
+    const keys = Array.from({ length: 300 }, (_, i) => `d${i % 150}/k${i}`);
+    await Promise.all(keys.map((k) => store.put(k, Buffer.from(k))));
+    for (const k of keys) assert.equal((await readAll(await store.get(k))).toString(), k);
+    const open = await openFoldersUnderRoot();
+    assert.ok(open > 0 && open <= 64, `${open} folders kept open`);
+    await rm(join(root, 'd7'), { recursive: true });
+    await store.put('d7/again', Buffer.from('again'));
+    assert.equal((await readAll(await store.get('d7/again'))).toString(), 'again');
+    await store.close();
+    assert.equal(await openFoldersUnderRoot(), 0, 'close() closes every folder handle');
   });
 
   it('a writer killed midway leaves only a temp file, which cleanupAbandoned removes', async () => {

@@ -16,6 +16,7 @@ import {
   BlobNotFoundError,
   type BlobStat,
   type BlobStore,
+  type PutOptions,
 } from './blob-store.ts';
 
 const TMP_DIR = '.tmp';
@@ -32,6 +33,7 @@ export class LocalBlobStore implements BlobStore {
   /** Our own temp files still being written: cleanup must never pull them away. */
   readonly #inFlight = new Set<string>();
   readonly #knownDirs = new Set<string>();
+  readonly #dirs = new DirectorySyncer();
 
   constructor(rootDir: string) {
     this.root = resolve(rootDir);
@@ -50,11 +52,23 @@ export class LocalBlobStore implements BlobStore {
     return join(this.root, ...key.split('/'));
   }
 
-  async put(key: string, data: Uint8Array): Promise<void> {
+  async put(key: string, data: Uint8Array, opts?: PutOptions): Promise<void> {
+    let told = false;
+    const written = () => {
+      if (!told) { told = true; opts?.onWritten?.(); }
+    };
+    try {
+      await this.#put(key, data, written);
+    } finally {
+      written(); // a put that failed before its write is done with `data` too
+    }
+  }
+
+  async #put(key: string, data: Uint8Array, onWritten: () => void): Promise<void> {
     const path = this.localPath(key);
     const dir = dirname(path);
     // Shard folders only ever appear; remembering them saves two syscalls per put.
-    const firstCreated = this.#knownDirs.has(dir) ? undefined : await mkdir(dir, { recursive: true });
+    let firstCreated = this.#knownDirs.has(dir) ? undefined : await mkdir(dir, { recursive: true });
     if (!this.#knownDirs.has(this.#tmpDir)) {
       await mkdir(this.#tmpDir, { recursive: true });
       this.#knownDirs.add(this.#tmpDir);
@@ -69,12 +83,26 @@ export class LocalBlobStore implements BlobStore {
         const { bytesWritten } = await fh.write(data, off, Math.min(WRITE_SLICE, data.byteLength - off));
         off += bytesWritten;
       }
+      onWritten(); // the bytes are in the page cache: the caller may reuse the buffer while fsync runs
       await fh.sync();
       await fh.close();
       fh = undefined;
-      await rename(tmp, path);
+      try {
+        await rename(tmp, path);
+      } catch (err) {
+        if (!isMissing(err) || !this.#knownDirs.has(dir)) throw err;
+        // The shard folder we remembered was removed under us: forget what we knew and make it again, once.
+        this.#knownDirs.clear();
+        await this.#dirs.forget();
+        firstCreated = await mkdir(dir, { recursive: true });
+        await rename(tmp, path);
+      }
     } catch (err) {
-      if (isMissing(err)) this.#knownDirs.clear(); // someone removed folders under us: look again next time
+      if (isMissing(err)) {
+        // Someone removed folders under us: look again next time, and drop handles on folders that may be gone.
+        this.#knownDirs.clear();
+        await this.#dirs.forget();
+      }
       await fh?.close().catch(() => {});
       await rm(tmp, { force: true }).catch(() => {});
       throw err;
@@ -82,9 +110,9 @@ export class LocalBlobStore implements BlobStore {
       this.#inFlight.delete(tmp);
     }
     // The rename is durable only once the directory entry is; new shard folders need their parents synced too.
-    await fsyncDir(dir);
+    await this.#dirs.sync(dir);
     for (let d = dir; firstCreated !== undefined && d !== dirname(d); d = dirname(d)) {
-      await fsyncDir(dirname(d));
+      await this.#dirs.sync(dirname(d));
       if (d === firstCreated) break;
     }
     this.#knownDirs.add(dir);
@@ -185,7 +213,9 @@ export class LocalBlobStore implements BlobStore {
     return removed;
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.#dirs.forget();
+  }
 }
 
 function isMissing(err: unknown): boolean {
@@ -204,11 +234,81 @@ function isAlive(pid: number): boolean {
   }
 }
 
-async function fsyncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
+/**
+ * fsyncs folders after a rename into them. It keeps the most recently used
+ * folders open (one open + close less per blob), and puts that land in the
+ * same folder at once share an fsync: one that starts after a rename covers it.
+ */
+class DirectorySyncer {
+  static readonly MAX_OPEN = 64;
+  readonly #open = new Map<string, OpenDir>();
+
+  async sync(dir: string): Promise<void> {
+    let d = this.#open.get(dir);
+    if (d) {
+      this.#open.delete(dir); // re-inserted below: the map's order is least recently used first
+    } else {
+      d = new OpenDir(dir);
+    }
+    this.#open.set(dir, d);
+    d.users++;
+    try {
+      await d.sync();
+    } catch (err) {
+      if (this.#open.get(dir) === d) this.#open.delete(dir);
+      throw err;
+    } finally {
+      d.users--;
+      this.#trim();
+    }
+  }
+
+  /** Closes every folder handle (when folders may have been removed, and on close). */
+  async forget(): Promise<void> {
+    const all = [...this.#open.values()];
+    this.#open.clear();
+    await Promise.all(all.map((d) => d.closeWhenIdle()));
+  }
+
+  #trim(): void {
+    for (const [dir, d] of this.#open) {
+      if (this.#open.size <= DirectorySyncer.MAX_OPEN) break;
+      if (d.users > 0) continue;
+      this.#open.delete(dir);
+      void d.closeWhenIdle();
+    }
+  }
+}
+
+class OpenDir {
+  users = 0;
+  readonly #handle: Promise<FileHandle>;
+  #running: Promise<void> | null = null;
+  #next: Promise<void> | null = null;
+
+  constructor(path: string) {
+    this.#handle = open(path, 'r');
+    this.#handle.catch(() => {}); // the first sync() reports it
+  }
+
+  /** Resolves once an fsync that started after the call has finished. */
+  sync(): Promise<void> {
+    if (!this.#running) {
+      this.#running = this.#handle.then((fh) => fh.sync()).finally(() => { this.#running = null; });
+      return this.#running;
+    }
+    // The fsync in flight may have started before our rename: join the next one.
+    this.#next ??= this.#running.catch(() => {}).then(() => { this.#next = null; return this.sync(); });
+    return this.#next;
+  }
+
+  async closeWhenIdle(): Promise<void> {
+    // A put that took this handle before it was dropped may still be about to use it.
+    while (this.users > 0 || this.#running || this.#next) {
+      await (this.#next ?? this.#running)?.catch(() => {});
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    const fh = await this.#handle.catch(() => null);
+    await fh?.close().catch(() => {});
   }
 }

@@ -7,6 +7,7 @@ import {
   BlobNotFoundError,
   type BlobStat,
   type BlobStore,
+  type PutOptions,
 } from './blob-store.ts';
 
 export class MemoryBlobStore implements BlobStore {
@@ -16,10 +17,14 @@ export class MemoryBlobStore implements BlobStore {
 
   async init(): Promise<void> {}
 
-  async put(key: string, data: Uint8Array): Promise<void> {
-    assertValidKey(key);
-    // A copy, so a caller reusing its buffer cannot change a stored blob.
-    this.#blobs.set(key, new Uint8Array(data));
+  async put(key: string, data: Uint8Array, opts?: PutOptions): Promise<void> {
+    try {
+      assertValidKey(key);
+      // A copy, so a caller reusing its buffer cannot change a stored blob.
+      this.#blobs.set(key, new Uint8Array(data));
+    } finally {
+      opts?.onWritten?.();
+    }
   }
 
   async get(key: string, range?: { start: number; end: number }): Promise<Readable> {

@@ -27,6 +27,7 @@ import {
   BlobNotFoundError,
   type BlobStat,
   type BlobStore,
+  type PutOptions,
 } from './blob-store.ts';
 
 export interface S3BlobStoreOptions {
@@ -104,16 +105,20 @@ export class S3BlobStore implements BlobStore {
     }
   }
 
-  async put(key: string, data: Uint8Array): Promise<void> {
-    await this.#client.send(
-      new PutObjectCommand({
-        Bucket: this.bucket,
-        Key: this.#objectKey(key),
-        Body: data,
-        ContentLength: data.byteLength,
-        ChecksumAlgorithm: 'SHA256',
-      }),
-    );
+  async put(key: string, data: Uint8Array, opts?: PutOptions): Promise<void> {
+    try {
+      await this.#client.send(
+        new PutObjectCommand({
+          Bucket: this.bucket,
+          Key: this.#objectKey(key),
+          Body: data,
+          ContentLength: data.byteLength,
+          ChecksumAlgorithm: 'SHA256',
+        }),
+      );
+    } finally {
+      opts?.onWritten?.(); // a retry may read `data` again until the PUT settles
+    }
   }
 
   async get(key: string, range?: { start: number; end: number }): Promise<Readable> {

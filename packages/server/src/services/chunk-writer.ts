@@ -23,6 +23,9 @@ import { releaseChunkBuffer } from './chunk-buffers.ts';
 
 /** How many chunk writes one upload keeps in flight (bounds memory to this × CHUNK_MAX). */
 const WRITE_CONCURRENCY = 8;
+/** How much one upload may have written and not yet fsynced. */
+const UNSYNCED_CHUNKS = 256;
+const UNSYNCED_BYTES = 32 * CHUNK_MAX;
 /** Record new chunks after this many, or after this long, whichever comes first. */
 const FLUSH_EVERY_CHUNKS = 64;
 const FLUSH_EVERY_MS = 30_000;
@@ -53,7 +56,13 @@ export class ChunkWriter {
   private readonly leaseMs: number;
   /** hash → chunk id, for every chunk of this upload already stored or found. */
   private readonly known = new Map<string, Promise<string>>();
+  /** Chunks whose bytes the blob store is still reading (their buffers are not back in the pool yet). */
   private readonly inFlight = new Set<Promise<unknown>>();
+  /** Chunks written but not yet durable. */
+  private readonly unsynced = new Set<Promise<string>>();
+  private unsyncedBytes = 0;
+  /** The first chunk that could not be stored: the upload fails with it. */
+  private failure: unknown = undefined;
   private readonly maxInFlight: number;
   /** Bytes of the chunks in flight: kept under WRITE_CONCURRENCY × CHUNK_MAX whatever maxInFlight is. */
   private inFlightBytes = 0;
@@ -81,28 +90,53 @@ export class ChunkWriter {
 
   /**
    * Queues one chunk; resolves once there is room for another in flight.
-   * Takes ownership of `data`: it goes back to the chunk-buffer pool when no longer needed.
+   * Takes ownership of `data`: it goes back to the chunk-buffer pool as soon
+   * as the blob store is done reading it, which for the local store is before
+   * the blob's fsync: receiving goes on while earlier chunks become durable
+   * (their rows are recorded only once they are, see store()).
    */
   async add(data: Uint8Array): Promise<void> {
+    if (this.failure) throw this.failure;
     const hash = sha256Hex(data);
     const ref: HashedRef = { chunkId: '', size: data.byteLength, hash };
     this.refs.push(ref);
     let id = this.known.get(hash);
+    let written: Promise<void>;
     if (!id) {
-      id = this.store(hash, data).finally(() => releaseChunkBuffer(data));
-      this.known.set(hash, id);
+      let told = false;
+      let tell!: () => void;
+      written = new Promise<void>((resolve) => { tell = resolve; });
+      const release = () => {
+        if (told) return;
+        told = true;
+        releaseChunkBuffer(data);
+        tell();
+      };
+      const durable = this.store(hash, data, release);
+      id = durable;
+      this.known.set(hash, durable);
+      this.unsynced.add(durable);
+      this.unsyncedBytes += data.byteLength;
+      const bytes = data.byteLength;
+      const synced = () => { this.unsynced.delete(durable); this.unsyncedBytes -= bytes; };
+      durable.then(() => { release(); synced(); }, (e: unknown) => { release(); synced(); this.failure ??= e; });
     } else {
       releaseChunkBuffer(data);
+      written = Promise.resolve();
     }
-    const done: Promise<void> = id.then((chunkId) => { ref.chunkId = chunkId; });
+    id.then((chunkId) => { ref.chunkId = chunkId; }, () => {});
     const bytes = data.byteLength;
-    this.inFlight.add(done);
+    this.inFlight.add(written);
     this.inFlightBytes += bytes;
-    const settled = () => { this.inFlight.delete(done); this.inFlightBytes -= bytes; };
-    done.then(settled, settled);
+    written.then(() => { this.inFlight.delete(written); this.inFlightBytes -= bytes; });
     while (this.inFlight.size >= this.maxInFlight || (this.inFlight.size > 0 && this.inFlightBytes >= WRITE_CONCURRENCY * CHUNK_MAX)) {
       await Promise.race(this.inFlight);
     }
+    // Written but not yet durable: bounded too, so a slow disk slows the upload instead of piling up dirty pages.
+    while (this.unsynced.size > 0 && (this.unsynced.size >= UNSYNCED_CHUNKS || this.unsyncedBytes >= UNSYNCED_BYTES)) {
+      await Promise.race([...this.unsynced].map((p) => p.catch(() => {})));
+    }
+    if (this.failure) throw this.failure;
     if (this.unrecorded.length >= FLUSH_EVERY_CHUNKS || this.deps.clock.now() - this.lastFlush > FLUSH_EVERY_MS) await this.flush();
   }
 
@@ -181,7 +215,8 @@ export class ChunkWriter {
     for (const key of duplicates) await blobs.delete(key);
   }
 
-  private async store(hash: string, data: Uint8Array): Promise<string> {
+  /** Stores a chunk unless the drive has it; resolves with its id once it is durable (`written`: see BlobStore.put). */
+  private async store(hash: string, data: Uint8Array, written: () => void): Promise<string> {
     const { db, blobs, clock } = this.deps;
     const found = await db.selectFrom('chunks').select('id').where('owner_id', '=', this.ownerId).where('hash', '=', hash).executeTakeFirst();
     if (found) {
@@ -190,7 +225,7 @@ export class ChunkWriter {
     }
     const now = clock.now();
     const row: ChunkRow = { id: newId(), owner_id: this.ownerId, hash, size: data.byteLength, blob_key: `c/${this.ownerId}/${hash.slice(0, 2)}/${hash}.${newGeneration(now)}`, created_at: now };
-    await blobs.put(row.blob_key, data);
+    await blobs.put(row.blob_key, data, { onWritten: written });
     this.unrecorded.push(row);
     return row.id;
   }
