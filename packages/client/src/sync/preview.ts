@@ -12,6 +12,7 @@ import type { Problem, SyncIndex } from '../index/sync-index.ts';
 import { plan, type Op } from '../reconciler/plan.ts';
 import { pathOf, type Tree } from '../reconciler/tree.ts';
 import { scanFolder, type ScanResult } from '../scanner/scan-folder.ts';
+import { foldsCase } from '../scanner/case-folding.ts';
 import { checkDriveEmptied, refreshRemote } from './remote-tree.ts';
 import type { SyncApi } from './sync-engine.ts';
 
@@ -48,7 +49,7 @@ export async function previewSync(api: SyncApi, index: SyncIndex, opts: { folder
   const { put } = scan.rowChanges;
   if (put.length) index.transaction(() => { for (const r of put) index.putLocalFile(r); });
   const remote = index.remoteTree(rootId);
-  const p = plan(remote, scan.tree, base, { device: opts.deviceName, day: new Date(opts.now ?? Date.now()).toISOString().slice(0, 10) });
+  const p = plan(remote, scan.tree, base, { device: opts.deviceName, day: new Date(opts.now ?? Date.now()).toISOString().slice(0, 10), caseInsensitive: await foldsCase(opts.folder) });
   const counts = (side: Op['side']): SideCounts => {
     const ops = p.ops.filter((o) => o.side === side);
     return { files: ops.filter((o) => o.type === 'write').length, folders: ops.filter((o) => o.type === 'mkdir').length, moves: ops.filter((o) => o.type === 'move').length, deletes: ops.filter((o) => o.type === 'delete').length };

@@ -16,6 +16,7 @@ import { plan, type Op, type Plan } from '../reconciler/plan.ts';
 import { agreedBase } from '../reconciler/record.ts';
 import { pathOf, type Tree } from '../reconciler/tree.ts';
 import { knownInodes, scanFolder, walkFolder, walkMatchesIndex, type ScanResult } from '../scanner/scan-folder.ts';
+import { foldsCase } from '../scanner/case-folding.ts';
 import { LocalExecutor, type Downloader, type StepOutcome } from '../transfer/local-executor.ts';
 import { REJECTED, RemoteExecutor, type RemoteWriter } from '../transfer/remote-executor.ts';
 import { LocalState } from './local-state.ts';
@@ -34,6 +35,7 @@ export interface SyncOptions {
   maxDeleteShare?: number;
   /** Deletions the user already confirmed for this run (`--yes`): the valve lets them through. */
   allowDeletes?: boolean;
+  /** Plan for a file system that folds case; by default the folder is asked (scanner/case-folding.ts). */
   caseInsensitive?: boolean;
   now?: () => number;
   /** Told each round's plan before it runs (progress display). */
@@ -77,6 +79,7 @@ export async function syncOnce(api: SyncApi, index: SyncIndex, opts: SyncOptions
   const refused = new Map<string, Problem>();
   /** Remote steps the last round could not do: what is still not on the server. */
   let unsent: Op[] = [];
+  const caseInsensitive = opts.caseInsensitive ?? await foldsCase(opts.folder);
   for (let round = 1; round <= MAX_ROUNDS; round++) {
     const { rootId, changes: remoteChanges, listed } = await refreshRemote(api, index);
     unsent = [];
@@ -102,7 +105,7 @@ export async function syncOnce(api: SyncApi, index: SyncIndex, opts: SyncOptions
     }
     const remote = index.remoteTree(rootId);
     index.setMeta(QUIET, null);
-    const p = plan(remote, scan.tree, base, { device: opts.deviceName, day: new Date(now()).toISOString().slice(0, 10), caseInsensitive: opts.caseInsensitive });
+    const p = plan(remote, scan.tree, base, { device: opts.deviceName, day: new Date(now()).toISOString().slice(0, 10), caseInsensitive });
     p.ops = p.ops.filter((o) => !(o.side === 'remote' && refused.has(o.id)));
     if (p.ops.length === 0 && p.rekey.length === 0 && p.settle.length === 0) {
       index.setMeta(QUIET, '1');

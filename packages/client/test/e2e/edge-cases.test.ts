@@ -6,7 +6,10 @@
  *   back to the same local file; two names differing only in their
  *   normalization: the one synced (else the NFC one) is synced, the other is
  *   reported, neither is touched.
- * - A case-only rename travels as a rename, both ways.
+ * - A case-only rename travels as a rename, both ways. Names on the server
+ *   that differ only in case reach a device whose file system folds case as
+ *   two files: one is renamed as a conflict copy, on the server too (as
+ *   Dropbox's "case conflict"), so no device has to hold both names.
  * - Names the server refuses (Windows-reserved, forbidden characters, a
  *   trailing dot, bytes that are not UTF-8) are reported with the server's
  *   own reason, never sent (so never retried), and the rest syncs; a synced
@@ -246,6 +249,27 @@ describe('edge cases over a real server and real folders', () => {
     assert.deepEqual([down.moved, down.downloaded, down.deleted], [1, 0, 0]);
     assert.deepEqual(await laptop.listing(), ['docs/', 'docs/a.txt=a', 'report.txt=report']);
     assert.equal((await laptop.sync({ caseInsensitive: true })).rounds, 0);
+  });
+
+  it('names that differ only in case on the server reach a case-insensitive device as two files, none lost', async () => {
+    const { laptop, phone } = await pair();
+    await laptop.write('Notes.txt', 'upper');
+    await laptop.write('notes.txt', 'lower');
+    await laptop.write('Photos/a.jpg', 'a');
+    await laptop.write('photos/b.jpg', 'b');
+    await laptop.sync();
+    // The phone's file system here is case-sensitive; the flag makes its engine plan as one that is not would.
+    const down = await phone.sync({ caseInsensitive: true });
+    assert.deepEqual(down.problems, []);
+    const listing = await phone.listing();
+    const folded = listing.map((l) => l.split('=')[0].toLowerCase());
+    assert.equal(new Set(folded).size, folded.length, `no two local names differ only in case: ${listing.join(', ')}`);
+    for (const content of ['upper', 'lower', 'a', 'b']) assert.ok(listing.some((l) => l.endsWith(`=${content}`)), `${content} is kept: ${listing.join(', ')}`);
+    assert.equal((await phone.sync({ caseInsensitive: true })).rounds, 0, 'settled');
+    await laptop.sync();
+    const server = await remotePaths(laptop.api);
+    console.log(`case twins: phone ${listing.join(', ')}; server ${server.join(', ')}`);
+    assert.deepEqual((await laptop.listing()).map((l) => l.split('=')[1]).filter(Boolean).sort(), ['a', 'b', 'lower', 'upper']);
   });
 
   it('names the server refuses are reported with its reason, never sent, and the rest syncs', async () => {

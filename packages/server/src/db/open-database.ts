@@ -91,6 +91,11 @@ function withStatementCache(sqlite: SQLite.Database): SqliteDatabase {
         stmt = sqlite.prepare(text);
         if (cache.size < 2000) cache.set(text, stmt);
       }
+      if (process.env.SQL_STATS) {
+        const st = (globalThis as any).__sqlStats ??= (() => { const m = new Map(); process.on('SIGUSR2', () => { const rows = [...m].sort((a, b) => b[1].t - a[1].t).slice(0, 40); for (const [k, v] of rows) console.error(v.n, (v.t).toFixed(0) + 'ms', k.slice(0, 220)); }); return m; })();
+        const wrap = (fn: string) => (...args: unknown[]) => { const t0 = performance.now(); try { return (stmt as any)[fn](...args); } finally { const e = st.get(text) ?? { n: 0, t: 0 }; e.n++; e.t += performance.now() - t0; st.set(text, e); } };
+        return { reader: stmt!.reader, all: wrap('all'), run: wrap('run'), iterate: wrap('iterate'), get: wrap('get') } as unknown as SqliteStatement;
+      }
       return stmt as unknown as SqliteStatement;
     },
   };
