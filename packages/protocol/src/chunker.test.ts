@@ -105,9 +105,9 @@ function assertBounds(lengths: number[], total: number, p: { min: number; max: n
 
 describe('chunker: constants and gear table', () => {
   it('has the protocol sizes', () => {
-    assert.equal(CHUNK_MIN, 256 * KiB);
-    assert.equal(CHUNK_AVG, 1 * MiB);
-    assert.equal(CHUNK_MAX, 4 * MiB);
+    assert.equal(CHUNK_MIN, 128 * KiB);
+    assert.equal(CHUNK_AVG, 256 * KiB);
+    assert.equal(CHUNK_MAX, 1 * MiB);
     assert.equal(CHUNK_NORMALIZATION, 2);
     assert.equal(GEAR_SEED, 0x436f666665724344n);
   });
@@ -127,15 +127,36 @@ describe('chunker: constants and gear table', () => {
   });
 });
 
+/**
+ * cutAll of 20 MiB of xorshift32 data (seed 0xc0ffee) with the default parameters (128 KiB / 256 KiB / 1 MiB):
+ * 66 chunks. Pinned so a change to the cut points cannot pass unnoticed (it would split every client from
+ * every server's deduplication); 'agrees with the plain reference implementation' checks the same cut independently.
+ */
+const PINNED_DEFAULT = [
+  521957, 318320, 298990, 363860, 276790, 263624, 299160, 226488, 274541, 348302, 322889, 198761,
+  265533, 264402, 413417, 309626, 368717, 314747, 287313, 254920, 195047, 302051, 385186, 375879,
+  316793, 264710, 297512, 290151, 290261, 403643, 325267, 490545, 305744, 393232, 400624, 408015,
+  210735, 268200, 263325, 265071, 222248, 182787, 324303, 263516, 217100, 344302, 226385, 241008,
+  284492, 307270, 291153, 401515, 280168, 339236, 582353, 288317, 477185, 287442, 284881, 452899,
+  398484, 316737, 274742, 525633, 353760, 159256,
+];
+
 describe('chunker: pinned test vectors', () => {
   it('20 MiB of xorshift32 data (seed 0xc0ffee), default parameters', () => {
     const data = xorshiftBytes(20 * MiB, 0xc0ffee);
+    const expected = PINNED_DEFAULT;
+    assert.deepEqual(cutAll(data), expected);
+    assert.deepEqual(streamChunks(data, [1, 65536, 3 * MiB + 5, 7 * MiB]).map((c) => c.length), expected);
+  });
+
+  it('20 MiB of xorshift32 data (seed 0xc0ffee), min 256 KiB / avg 1 MiB / max 4 MiB (the defaults before session 4)', () => {
+    const data = xorshiftBytes(20 * MiB, 0xc0ffee);
+    const params = { min: 256 * KiB, avg: 1 * MiB, max: 4 * MiB };
     const expected = [
       1799132, 1531194, 1434762, 1240645, 1068908, 1297981, 2455756, 1052337, 1059380, 1368711, 463378, 1369765,
       1992484, 1932727, 760520, 143840,
     ];
-    assert.deepEqual(cutAll(data), expected);
-    assert.deepEqual(streamChunks(data, [1, 65536, 3 * MiB + 5, 7 * MiB]).map((c) => c.length), expected);
+    assert.deepEqual(cutAll(data, params), expected);
   });
 
   it('6000 bytes of xorshift32 data (seed 1), min 64 / avg 256 / max 1024', () => {
@@ -155,7 +176,8 @@ describe('chunker: pinned test vectors', () => {
   it('periodic and constant inputs are cut at max', () => {
     const text = new TextEncoder().encode('Coffer keeps your files. '.repeat(200));
     assert.deepEqual(cutAll(text, SMALL), [1024, 1024, 1024, 1024, 904]);
-    assert.deepEqual(cutAll(new Uint8Array(10 * MiB)), [4 * MiB, 4 * MiB, 2 * MiB]);
+    assert.deepEqual(cutAll(new Uint8Array(10 * MiB)), Array.from({ length: 10 }, () => CHUNK_MAX));
+    assert.deepEqual(cutAll(new Uint8Array(2 * MiB + 5)), [CHUNK_MAX, CHUNK_MAX, 5]);
   });
 
   it('agrees with the plain reference implementation of the spec', () => {

@@ -47,7 +47,7 @@ export const ERRORS = {
   QUOTA_EXCEEDED: { status: 507, message: 'Not enough storage quota left for this upload.' },
   CHUNKS_MISSING: { status: 409, message: 'The commit names chunks the server does not hold for you; upload them (details.missing) and commit again.' },
   BAD_CHUNK_FRAMING: { status: 400, message: 'The chunk upload is not a sequence of [4-byte big-endian length][bytes] frames; complete frames before the error were stored.' },
-  CHUNK_TOO_LARGE: { status: 400, message: 'A chunk is empty or larger than the protocol maximum (4 MiB); complete frames before it were stored.' },
+  CHUNK_TOO_LARGE: { status: 400, message: 'A chunk is empty or larger than the protocol maximum (1 MiB); complete frames before it were stored.' },
   UPLOAD_INCOMPLETE: { status: 400, message: 'The upload ended before all announced bytes arrived.' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, message: 'This content type is not accepted here.' },
   USER_EXISTS: { status: 409, message: 'A user with this name or e-mail address already exists.' },

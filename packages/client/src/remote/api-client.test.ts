@@ -15,7 +15,7 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { join } from 'node:path';
 import { URI, type TOTP } from 'otpauth';
-import { EMPTY_CONTENT_HASH } from '@coffer/protocol';
+import { CHUNK_MAX, EMPTY_CONTENT_HASH } from '@coffer/protocol';
 import { startTestServer, TEST_PASSWORD, type TestServer } from '../../../server/test/support/test-server.ts';
 import { ApiClient } from './api-client.ts';
 import { REFRESH_MARGIN_MS } from './token-keeper.ts';
@@ -495,7 +495,7 @@ describe('files, feed and push', () => {
   it('streams chunks with flat memory: what was sent is not kept', async () => {
     setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
-    const count = 16; // 64 MiB
+    const count = 64; // 64 MiB of CHUNK_MAX chunks
     let before = 0;
     let atEnd = 0;
     async function* chunks() {
@@ -506,7 +506,7 @@ describe('files, feed and push', () => {
           gc();
           atEnd = process.memoryUsage().arrayBuffers;
         }
-        yield randomBytes(4 * MiB);
+        yield randomBytes(CHUNK_MAX);
       }
     }
     // The server runs in this process: a first round lets it fill its buffer pools, the second is measured.
@@ -517,12 +517,12 @@ describe('files, feed and push', () => {
       assert.equal((await api.putChunks(session.uploadId, chunks())).length, count);
       await api.abandonUpload(session.uploadId);
     }
-    assert.ok(atEnd - before < 40 * MiB, `held ${((atEnd - before) / MiB).toFixed(1)} MiB more after sending ${count * 4} MiB`);
+    assert.ok(atEnd - before < 40 * MiB, `held ${((atEnd - before) / MiB).toFixed(1)} MiB more after sending ${(count * CHUNK_MAX) / MiB} MiB`);
   });
 
-  it('refuses a chunk over 4 MiB before sending it', async () => {
+  it('refuses a chunk over the protocol maximum before sending it', async () => {
     const session = await api.startUpload();
-    await rejectsWith(api.putChunks(session.uploadId, (function* () { yield new Uint8Array(4 * MiB + 1); })()), 'CHUNK_TOO_LARGE');
+    await rejectsWith(api.putChunks(session.uploadId, (function* () { yield new Uint8Array(CHUNK_MAX + 1); })()), 'CHUNK_TOO_LARGE');
     await api.abandonUpload(session.uploadId);
   });
 });

@@ -107,7 +107,7 @@ export const uploadsRoutes: RoutePlugin = async (app, s) => {
     raw.addContentTypeParser('application/octet-stream', (_req, _payload, done) => done(null, undefined));
     raw.put('/api/v1/uploads/:id/chunks', {
       schema: {
-        tags: ['sync'], summary: 'Upload chunks: the body is frames of [4-byte big-endian length][chunk bytes], each 1..4 MiB',
+        tags: ['sync'], summary: 'Upload chunks: the body is frames of [4-byte big-endian length][chunk bytes], each 1 byte to 1 MiB',
         description: 'Content-Type: application/octet-stream. Answers the SHA-256 of every chunk stored (or already held), once each is durable and kept for this session. A body cut off or malformed keeps its complete frames (400 details.stored).',
         params: IdParams,
         response: { 200: Type.Object({ stored: Type.Array(Type.String()) }), ...errorResponses },
