@@ -4,12 +4,25 @@
  * would allocate a fresh buffer, and at a GiB per second that external memory
  * makes V8 run a full mark-compact every few dozen MiB. A buffer returns to
  * the pool only when the socket's write callback says the kernel has the bytes.
+ *
+ * Reads run ahead of the socket, across files: a file is one chunk (128 KiB
+ * to 1 MiB), so a 1 GiB download reads thousands of them, and opening,
+ * reading and closing them one after the other left the socket waiting on
+ * every round trip (1 GiB took 1.06 s here; 0.45 s from nginx). Files in
+ * the page cache are read with blocking calls, as nginx does; see readFromCache.
  */
-import { open } from 'node:fs/promises';
+import { closeSync, openSync, readSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { performance } from 'node:perf_hooks';
 import type { ServerResponse } from 'node:http';
 
 const BUFFER_SIZE = 1 << 20;
-const IN_FLIGHT_PER_RESPONSE = 4;
+/** Buffers one response holds at once, read or being written: bounds its memory to this × 1 MiB. */
+const BUFFERS_PER_RESPONSE = 6;
+/** A blocking fill of one buffer that takes longer than this was not served from the page cache. */
+const FILL_BLOCKING_LIMIT_MS = 2;
+/** Reads in flight ahead of the socket. */
+const READ_AHEAD = 3;
 const POOL_CAP = 64;
 const pool: Buffer[] = [];
 
@@ -22,40 +35,153 @@ function giveBuffer(b: Buffer): void {
   if (pool.length < POOL_CAP) pool.push(b);
 }
 
-/** Writes the ranges in order; resolves when all bytes were handed to the socket, rejects if the client went away or a read failed. */
-export async function writeFileRanges(res: ServerResponse, ranges: FileRange[]): Promise<void> {
-  let inFlight = 0;
+interface Piece { buf: Buffer; read: Promise<number>; expected: number; path: string }
+
+/**
+ * Writes the ranges in order; resolves when all bytes were handed to the socket, rejects if the client went away or a read failed.
+ * `blocking: false` never reads with blocking calls (tests use it to reach that path).
+ */
+export async function writeFileRanges(res: ServerResponse, ranges: FileRange[], opts: { blocking?: boolean } = {}): Promise<void> {
+  let writing = 0;
   let wake: (() => void) | null = null;
   let writeError: Error | null = null;
   const settle = () => { const w = wake; wake = null; w?.(); };
   const onClose = () => { if (!res.writableFinished) writeError ??= new Error('client closed the connection'); settle(); };
   res.on('close', onClose);
-  try {
-    for (const r of ranges) {
-      const fh = await open(r.path, 'r');
-      try {
-        for (let pos = r.start; pos <= r.end;) {
-          while (inFlight >= IN_FLIGHT_PER_RESPONSE && !writeError) await new Promise<void>((resolve) => { wake = resolve; });
-          if (writeError) throw writeError;
-          const buf = takeBuffer();
-          const { bytesRead } = await fh.read(buf, 0, Math.min(BUFFER_SIZE, r.end - pos + 1), pos);
-          if (bytesRead === 0) { giveBuffer(buf); throw new Error(`${r.path} is shorter than recorded`); }
-          pos += bytesRead;
-          inFlight++;
-          res.write(buf.subarray(0, bytesRead), (err) => {
-            inFlight--;
-            giveBuffer(buf);
-            if (err) writeError ??= err;
-            settle();
-          });
-        }
-      } finally {
-        await fh.close();
+
+  // Reads are issued in order: range by range, each in pieces of at most one buffer. A file is
+  // closed once every read of its range has been issued and has settled.
+  interface OpenFile { fh: Promise<FileHandle>; pending: number; issuedAll: boolean; closed: boolean }
+  const files: OpenFile[] = [];
+  const maybeClose = (f: OpenFile) => {
+    if (!f.issuedAll || f.pending > 0 || f.closed) return;
+    f.closed = true;
+    f.fh.then((fh) => fh.close()).catch(() => {});
+  };
+  let rangeNo = 0;
+  let pos = ranges[0]?.start ?? 0;
+  let current: OpenFile | null = null;
+  const reading: Piece[] = [];
+  /** As readFromCache, through the thread pool: a file's open, reads and close never block the event loop. */
+  const readFromDisk = (): boolean => {
+    if (rangeNo >= ranges.length) return false;
+    const buf = takeBuffer();
+    const reads: Promise<number>[] = [];
+    let off = 0;
+    let path = '';
+    while (off < BUFFER_SIZE && rangeNo < ranges.length) {
+      const r = ranges[rangeNo];
+      if (!current) {
+        const fh = open(r.path, 'r');
+        fh.catch(() => {}); // reported through its reads
+        current = { fh, pending: 0, issuedAll: false, closed: false };
+        files.push(current);
+      }
+      const f = current;
+      const len = Math.min(BUFFER_SIZE - off, r.end - pos + 1);
+      const at = pos;
+      const into = off;
+      const read = f.fh.then((fh) => fh.read(buf, into, len, at)).then((x) => {
+        if (x.bytesRead !== len) throw new Error(`${r.path} is shorter than recorded`);
+        return len;
+      });
+      f.pending++;
+      const done = () => { f.pending--; maybeClose(f); };
+      read.then(done, done);
+      reads.push(read);
+      path = r.path;
+      off += len;
+      pos += len;
+      if (pos > r.end) {
+        f.issuedAll = true;
+        current = null;
+        rangeNo++;
+        pos = ranges[rangeNo]?.start ?? 0;
       }
     }
-    while (inFlight > 0 && !writeError) await new Promise<void>((resolve) => { wake = resolve; });
+    const read = Promise.all(reads).then((lens) => lens.reduce((a, b) => a + b, 0));
+    read.catch(() => {}); // reported when its turn comes
+    reading.push({ buf, read, expected: off, path });
+    return true;
+  };
+
+  /**
+   * Fills one buffer from as many consecutive ranges as fit (one socket write per MiB, however small
+   * the files), with blocking reads: what nginx does by default, and here 20% faster than going
+   * through the thread pool three times per file. Only while the files come from the page cache:
+   * a fill that takes longer than FILL_BLOCKING_LIMIT_MS (the disk was read) switches this response
+   * to readFromDisk for good, so a cold download never holds up the other requests for long.
+   */
+  const readFromCache = (): boolean => {
+    const t0 = performance.now();
+    if (rangeNo >= ranges.length) return false;
+    const buf = takeBuffer();
+    let off = 0;
+    let path = '';
+    let failure: Error | null = null;
+    while (off < BUFFER_SIZE && rangeNo < ranges.length && !failure) {
+      const r = ranges[rangeNo];
+      const len = Math.min(BUFFER_SIZE - off, r.end - pos + 1);
+      try {
+        const fd = openSync(r.path, 'r');
+        try {
+          if (readSync(fd, buf, off, len, pos) !== len) failure = new Error(`${r.path} is shorter than recorded`);
+        } finally {
+          closeSync(fd);
+        }
+      } catch (e) {
+        failure = e as Error;
+      }
+      path = r.path;
+      off += len;
+      pos += len;
+      if (pos > r.end) {
+        rangeNo++;
+        pos = ranges[rangeNo]?.start ?? 0;
+      }
+    }
+    if (performance.now() - t0 > FILL_BLOCKING_LIMIT_MS) startRead = readFromDisk;
+    const read = failure ? Promise.reject(failure) : Promise.resolve(off);
+    read.catch(() => {});
+    reading.push({ buf, read, expected: off, path });
+    return true;
+  };
+
+  let startRead = opts.blocking === false ? readFromDisk : readFromCache;
+
+  try {
+    for (;;) {
+      while (reading.length < READ_AHEAD && reading.length + writing < BUFFERS_PER_RESPONSE && startRead()) { /* issue */ }
+      const piece = reading.shift();
+      if (!piece) break;
+      let bytesRead: number;
+      try {
+        bytesRead = await piece.read;
+      } catch (e) {
+        giveBuffer(piece.buf);
+        throw e;
+      }
+      if (bytesRead !== piece.expected) { giveBuffer(piece.buf); throw new Error(`${piece.path} is shorter than recorded`); }
+      if (writeError) { giveBuffer(piece.buf); throw writeError; }
+      writing++;
+      res.write(piece.buf.subarray(0, bytesRead), (err) => {
+        writing--;
+        giveBuffer(piece.buf);
+        if (err) writeError ??= err;
+        settle();
+      });
+      while (writing + reading.length >= BUFFERS_PER_RESPONSE && !writeError) await new Promise<void>((resolve) => { wake = resolve; });
+      if (writeError) throw writeError;
+    }
+    while (writing > 0 && !writeError) await new Promise<void>((resolve) => { wake = resolve; });
     if (writeError) throw writeError;
   } finally {
     res.off('close', onClose);
+    // Reads still in flight (a failed or abandoned download) give their buffers back once done; every file is closed.
+    for (const p of reading) p.read.then(() => giveBuffer(p.buf), () => giveBuffer(p.buf));
+    for (const f of files) {
+      f.issuedAll = true;
+      maybeClose(f);
+    }
   }
 }
