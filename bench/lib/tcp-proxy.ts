@@ -3,9 +3,9 @@
  * piped byte for byte to the target port, and the bytes in each direction are
  * counted (HTTP headers, bodies and chunked-encoding framing included: what
  * went over the wire, TCP/IP headers aside). The client rows point a device at
- * it where they need "bytes the client sent" measured outside the client:
- * Coffer's own `coffer_http_received_bytes_total` counts Content-Length
- * headers only, and the sync client streams its chunk uploads without one.
+ * it where they need "bytes the client sent" measured outside both programs,
+ * the same way for Coffer and rclone (Coffer's own
+ * `coffer_http_received_bytes_total` is reported beside it).
  */
 import { createConnection, createServer, type Server, type Socket } from 'node:net';
 
