@@ -202,7 +202,10 @@ function resolveCollisions(m: Map<string, Node>, remote: Tree, localNodes: Map<s
   const key = (name: string) => (opts.caseInsensitive ? name.toLowerCase() : name);
   for (let pass = 0; pass < 1000; pass++) {
     let changed = false;
+    const reparent = new Map<string, string>();
     for (const [parentId, kids] of childrenIndex({ rootId, nodes: m })) {
+      // An item adopted in this pass: its children move under the adopter after the pass and are settled there in the next.
+      if (reparent.has(parentId)) continue;
       // Most folders have nothing to settle: no name twice, no conflict copy to name.
       const keys = new Set<string>();
       let settle = false;
@@ -230,7 +233,7 @@ function resolveCollisions(m: Map<string, Node>, remote: Tree, localNodes: Map<s
         const keeper = sorted[0];
         for (const n of [...sorted.slice(1), ...group.filter((g) => g.name.startsWith(CONFLICT_MARK))]) {
           if (keeper && canAdopt(keeper, n, remote, localNodes)) {
-            adopt(m, localNodes, n.id, keeper.id, adopted);
+            adopt(m, localNodes, n.id, keeper.id, adopted, reparent);
           } else {
             const original = n.name.startsWith(CONFLICT_MARK) ? n.name.slice(CONFLICT_MARK.length) : n.name;
             const name = conflictName(original, opts.device, opts.day, (c) => taken.has(key(c)));
@@ -242,6 +245,8 @@ function resolveCollisions(m: Map<string, Node>, remote: Tree, localNodes: Map<s
         }
       }
     }
+    reparentChildren(m, reparent);
+    reparentChildren(localNodes, reparent);
     if (!changed) return;
   }
   throw new Error('merge: name collisions did not settle');
@@ -254,12 +259,27 @@ function canAdopt(keeper: Node, n: Node, remote: Tree, localNodes: Map<string, N
   return keeper.kind === 'folder' || keeper.hash === n.hash;
 }
 
-function adopt(m: Map<string, Node>, localNodes: Map<string, Node>, localId: string, remoteId: string, adopted: Map<string, string>): void {
+/**
+ * The new local item becomes the remote one. Its children follow at the end of
+ * the pass (`reparent`), in one sweep: moving them here, one scan of every node
+ * per adoption, made linking a folder whose 100,000 files the drive already
+ * holds take 7 minutes.
+ */
+function adopt(m: Map<string, Node>, localNodes: Map<string, Node>, localId: string, remoteId: string, adopted: Map<string, string>,
+  reparent: Map<string, string>): void {
   adopted.set(localId, remoteId);
   m.delete(localId);
-  for (const [id, n] of m) if (n.parentId === localId) m.set(id, { ...n, parentId: remoteId });
   const l = localNodes.get(localId)!;
   localNodes.delete(localId);
   localNodes.set(remoteId, { ...l, id: remoteId });
-  for (const [id, n] of localNodes) if (n.parentId === localId) localNodes.set(id, { ...n, parentId: remoteId });
+  reparent.set(localId, remoteId);
+}
+
+/** Moves the children of adopted items under the items that adopted them. */
+function reparentChildren(nodes: Map<string, Node>, reparent: Map<string, string>): void {
+  if (reparent.size === 0) return;
+  for (const [id, n] of nodes) {
+    const to = n.parentId === null ? undefined : reparent.get(n.parentId);
+    if (to !== undefined) nodes.set(id, { ...n, parentId: to });
+  }
 }
