@@ -134,4 +134,14 @@ describe('coffer client CLI', () => {
     assert.equal(r.code, 1);
     assert.match(r.stderr, /missing or is not the folder this account was linked to/);
   });
+
+  it('a reader that closes the pipe early (| head) ends the command quietly, without an EPIPE stack', async () => {
+    const child = spawn(process.execPath, [CLI, 'accounts', '--json'], { stdio: ['ignore', 'pipe', 'pipe'], env: childEnv(env) });
+    child.stdout.destroy(); // closed before the command writes a byte: its write meets EPIPE
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
+    const [code] = (await once(child, 'close')) as [number | null];
+    assert.equal(stderr, '', 'nothing on stderr');
+    assert.equal(code, 0);
+  });
 });

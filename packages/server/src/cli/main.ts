@@ -11,6 +11,12 @@
 import { enableCompileCache } from 'node:module';
 
 enableCompileCache?.();
+// A reader that went away (`coffer status --json | head -c 100`) is no error of ours: stop quietly, as
+// programs killed by SIGPIPE do, instead of crashing with an EPIPE stack. The work was crash-safe anyway.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  throw e;
+});
 const [{ Command }, { isCofferError }, { serverCommand }, { adminCommand }, { clientCommands }] = await Promise.all([
   import('commander'),
   import('@coffer/protocol/errors.ts'),
