@@ -8,7 +8,11 @@
  * once nothing reads it any more (its blob write finished, or it was a duplicate).
  */
 const MIN_CLASS = 1 << 18;
-const POOL_CAP_BYTES = 16 << 20;
+/**
+ * Enough for the chunks ChunkWriter keeps in flight (4 × up to 1 MiB, rounded up to
+ * their size classes) and a few on their way back; more only holds memory.
+ */
+const POOL_CAP_BYTES = 8 << 20;
 const pools = new Map<number, ArrayBuffer[]>();
 let pooledBytes = 0;
 

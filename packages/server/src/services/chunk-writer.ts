@@ -21,8 +21,12 @@ import type { ChunkRef } from '../repositories/version.repository.ts';
 import type { ServiceDeps } from './context.ts';
 import { releaseChunkBuffer } from './chunk-buffers.ts';
 
-/** How many chunk writes one upload keeps in flight (bounds memory to this × CHUNK_MAX). */
-const WRITE_CONCURRENCY = 8;
+/**
+ * How many chunk writes one upload keeps in flight (bounds memory to this × CHUNK_MAX).
+ * 4, not 8: the same upload speed here (a write hands its buffer back once it is in the
+ * page cache, before the fsync), and ~8 MiB less memory over a 5 GiB upload.
+ */
+const WRITE_CONCURRENCY = 4;
 /** How much one upload may have written and not yet fsynced. */
 const UNSYNCED_CHUNKS = 256;
 const UNSYNCED_BYTES = 32 * CHUNK_MAX;
