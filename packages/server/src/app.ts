@@ -9,6 +9,9 @@ import type { Config } from './config/options.ts';
 import { openDatabase, type MetadataDb } from './db/open-database.ts';
 import type { BlobStore } from './blobstore/blob-store.ts';
 import { LocalBlobStore } from './blobstore/local.blob-store.ts';
+import { DatabaseBlobStore } from './blobstore/database.blob-store.ts';
+import { RoutedBlobStore } from './blobstore/routed.blob-store.ts';
+import { INLINE_KEY_PREFIX } from './services/chunk-writer.ts';
 import { noPublisher, systemClock, type ChangePublisher, type Clock, type RevocationPublisher, type ServiceDeps } from './services/context.ts';
 import { TreeService } from './services/tree.service.ts';
 import { UploadService } from './services/upload.service.ts';
@@ -103,14 +106,18 @@ export async function createCoffer(config: Config, opts: {
 } = {}): Promise<Coffer> {
   const logger = opts.logger ?? pino({ level: config.logLevel });
   const metadata = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: resolve(config.dataDir) });
-  const blobs = await createBlobStore(config);
+  // Small chunks live in the metadata database whatever the setting says now: ones stored earlier must stay readable.
+  const blobs = new RoutedBlobStore(await createBlobStore(config), { prefix: INLINE_KEY_PREFIX, store: new DatabaseBlobStore(metadata.db) });
   try {
     await blobs.init();
   } catch (e) {
     await metadata.close();
     throw e;
   }
-  const deps: ServiceDeps = { db: metadata.db, blobs, clock: opts.clock ?? systemClock, publisher: opts.publisher ?? noPublisher, revocations: opts.revocations };
+  const deps: ServiceDeps = {
+    db: metadata.db, blobs, clock: opts.clock ?? systemClock, publisher: opts.publisher ?? noPublisher, revocations: opts.revocations,
+    inlineMaxBytes: config.inlineMaxBytes,
+  };
   const tree = new TreeService(deps);
   const users = new UserService(deps, config.defaultQuotaBytes);
   const logError = (msg: string) => (err: unknown) => logger.error({ err }, msg);

@@ -13,6 +13,7 @@
  * - `delete` is idempotent: deleting a missing key resolves.
  * - Keys are opaque strings of [A-Za-z0-9/_.-]; '..' never appears.
  * - `list(prefix)` matches a plain string prefix, as S3 does ('a' lists 'ab/c').
+ * The database store (small chunks) is durable in its own way: see database.blob-store.ts.
  */
 import type { Readable } from 'node:stream';
 
@@ -46,8 +47,8 @@ export interface BlobStore {
   list(prefix: string): AsyncIterable<{ key: string; size: number }>;
   /** Removes temp files left by writers that died (crash, SIGKILL). Returns how many. */
   cleanupAbandoned(): Promise<number>;
-  /** Local path of a blob when `capabilities.localFiles` is true. */
-  localPath?(key: string): string;
+  /** Local path of a blob when `capabilities.localFiles` is true; null for one kept elsewhere (see RoutedBlobStore). */
+  localPath?(key: string): string | null;
   close(): Promise<void>;
 }
 

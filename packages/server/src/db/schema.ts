@@ -273,6 +273,13 @@ export interface ServerInfoTable {
   value: string;
 }
 
+/** Small chunks' bytes, by blob key (DatabaseBlobStore). */
+export interface InlineBlobsTable {
+  key: string;
+  data: Uint8Array;
+  size: number;
+}
+
 export interface Database {
   users: UsersTable;
   devices: DevicesTable;
@@ -292,5 +299,6 @@ export interface Database {
   upload_chunks: UploadChunksTable;
   server_info: ServerInfoTable;
   changes: ChangesTable;
+  inline_blobs: InlineBlobsTable;
 }
 

@@ -42,6 +42,11 @@ export const ORPHAN_GRACE_MS = 15 * 60_000;
 /** Rows are recorded well before their blob could be swept, or not at all. */
 const RECORD_DEADLINE_MS = ORPHAN_GRACE_MS - 5 * 60_000;
 
+/** Blob keys of chunks: `c/<owner>/<2 hex>/<sha256>.<generation>` for most, `i/<owner>/<sha256>.<generation>` for small ones kept in the metadata database. */
+export const CHUNK_KEY_PREFIX = 'c/';
+export const INLINE_KEY_PREFIX = 'i/';
+export const CHUNK_KEY_PREFIXES = [CHUNK_KEY_PREFIX, INLINE_KEY_PREFIX] as const;
+
 export function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -228,7 +233,9 @@ export class ChunkWriter {
       return found.id;
     }
     const now = clock.now();
-    const row: ChunkRow = { id: newId(), owner_id: this.ownerId, hash, size: data.byteLength, blob_key: `c/${this.ownerId}/${hash.slice(0, 2)}/${hash}.${newGeneration(now)}`, created_at: now };
+    const inline = data.byteLength <= (this.deps.inlineMaxBytes ?? 0);
+    const blobKey = inline ? `${INLINE_KEY_PREFIX}${this.ownerId}/${hash}.${newGeneration(now)}` : `${CHUNK_KEY_PREFIX}${this.ownerId}/${hash.slice(0, 2)}/${hash}.${newGeneration(now)}`;
+    const row: ChunkRow = { id: newId(), owner_id: this.ownerId, hash, size: data.byteLength, blob_key: blobKey, created_at: now };
     await blobs.put(row.blob_key, data, { onWritten: written });
     this.unrecorded.push(row);
     return row.id;

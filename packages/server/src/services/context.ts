@@ -30,6 +30,8 @@ export interface ServiceDeps {
   publisher: ChangePublisher;
   /** Absent where nothing listens (tools, unit tests). */
   revocations?: RevocationPublisher;
+  /** Chunks up to this size are stored under INLINE_KEY_PREFIX (the metadata database, see app.ts); 0 or absent: never. */
+  inlineMaxBytes?: number;
 }
 
 /**

@@ -69,11 +69,17 @@ export class DownloadService {
     return { size: version.size, range, segments };
   }
 
-  /** Local file paths of the plan's chunks, when the blob store keeps them on local disk. */
+  /** Local file paths of the plan's chunks, when the blob store keeps all of them on local disk. */
   localFiles(plan: ContentPlan): { path: string; start: number; end: number }[] | null {
     const { blobs } = this.deps;
     if (!blobs.capabilities.localFiles || !blobs.localPath) return null;
-    return plan.segments.map((s) => ({ path: blobs.localPath!(s.key), start: s.start, end: s.end }));
+    const files: { path: string; start: number; end: number }[] = [];
+    for (const s of plan.segments) {
+      const path = blobs.localPath(s.key);
+      if (path === null) return null; // a chunk kept in the database: stream the plan instead
+      files.push({ path, start: s.start, end: s.end });
+    }
+    return files;
   }
 
   /** The plan's bytes as one stream, from any blob store. */

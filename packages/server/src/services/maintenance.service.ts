@@ -13,7 +13,7 @@ import { uploadRepository } from '../repositories/upload.repository.ts';
 import { versionRepository } from '../repositories/version.repository.ts';
 import type { ServiceDeps } from './context.ts';
 import { purgeBatch } from './tree.service.ts';
-import { ORPHAN_GRACE_MS } from './chunk-writer.ts';
+import { CHUNK_KEY_PREFIXES, ORPHAN_GRACE_MS } from './chunk-writer.ts';
 
 const DAY = 86_400_000;
 /**
@@ -137,12 +137,14 @@ export class MaintenanceService {
     const { db, blobs, clock } = this.deps;
     const cutoff = clock.now() - graceMs;
     let n = 0;
-    for await (const { key } of blobs.list('c/')) {
-      const born = blobBirthTime(key);
-      if (born === null || born >= cutoff) continue;
-      if (!(await chunkRepository.keyExists(db, key))) {
-        await blobs.delete(key);
-        n++;
+    for (const prefix of CHUNK_KEY_PREFIXES) {
+      for await (const { key } of blobs.list(prefix)) {
+        const born = blobBirthTime(key);
+        if (born === null || born >= cutoff) continue;
+        if (!(await chunkRepository.keyExists(db, key))) {
+          await blobs.delete(key);
+          n++;
+        }
       }
     }
     return n;

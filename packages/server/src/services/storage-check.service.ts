@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { ServiceDeps } from './context.ts';
 import { blobBirthTime } from './maintenance.service.ts';
+import { CHUNK_KEY_PREFIXES } from './chunk-writer.ts';
 
 /** `error`: data at risk or inconsistent. `notice`: harmless leftovers the collector removes. */
 export interface CheckProblem { kind: string; severity: 'error' | 'notice'; detail: string }
@@ -47,9 +48,11 @@ export class StorageCheckService {
     }
     // Blobs no row names: harmless leftovers of a crash that the collector removes once old enough.
     let blobCount = 0;
-    for await (const { key } of blobs.list('c/')) {
-      blobCount++;
-      if (!keys.has(key)) problems.push({ kind: 'orphan-blob', severity: 'notice', detail: `${key} (written ${new Date(blobBirthTime(key) ?? 0).toISOString()}); \`coffer admin gc\` removes it` });
+    for (const prefix of CHUNK_KEY_PREFIXES) {
+      for await (const { key } of blobs.list(prefix)) {
+        blobCount++;
+        if (!keys.has(key)) problems.push({ kind: 'orphan-blob', severity: 'notice', detail: `${key} (written ${new Date(blobBirthTime(key) ?? 0).toISOString()}); \`coffer admin gc\` removes it` });
+      }
     }
 
     // Every file points at a version of its own whose manifest adds up.

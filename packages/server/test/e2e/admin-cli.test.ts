@@ -175,7 +175,7 @@ describe('coffer admin CLI', () => {
     assert.match(healthy.stdout, /storage is consistent/);
 
     const blobs = await blobFiles(dataDir);
-    assert.equal(blobs.length, 4, 'one blob per small file (fits.bin, one, two, three)');
+    assert.equal(blobs.length, 3, 'one blob file per 50 kB file (one, two, three); the 4 kB fits.bin is a database row (--inline-max-bytes)');
     await unlink(blobs[0]);
     const missing = await runCli(['admin', 'check', ...storage]);
     assert.equal(missing.code, 1, missing.stdout + missing.stderr);

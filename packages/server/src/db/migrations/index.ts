@@ -4,12 +4,14 @@ import * as initial from './0001-initial.ts';
 import * as changeFeed from './0002-change-feed.ts';
 import * as accounts from './0003-accounts.ts';
 import * as deviceLogin from './0004-device-login.ts';
+import * as inlineBlobs from './0005-inline-blobs.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
   '0002-change-feed': changeFeed,
   '0003-accounts': accounts,
   '0004-device-login': deviceLogin,
+  '0005-inline-blobs': inlineBlobs,
 };
 
 export const migrationProvider: MigrationProvider = {

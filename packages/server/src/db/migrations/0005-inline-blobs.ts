@@ -1,0 +1,18 @@
+/**
+ * Small chunks kept in the metadata database instead of a file (or S3 object)
+ * each: see blobstore/database.blob-store.ts. `bytea` is PostgreSQL's binary
+ * type; SQLite stores the bytes as given whatever the declared type.
+ */
+import type { Kysely } from 'kysely';
+
+export async function up(db: Kysely<any>): Promise<void> {
+  await db.schema.createTable('inline_blobs')
+    .addColumn('key', 'text', (c) => c.primaryKey())
+    .addColumn('data', 'bytea', (c) => c.notNull())
+    .addColumn('size', 'bigint', (c) => c.notNull())
+    .execute();
+}
+
+export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.dropTable('inline_blobs').execute();
+}

@@ -1,0 +1,117 @@
+/**
+ * Small files keep their bytes in the metadata database (`--inline-max-bytes`,
+ * 16 KiB by default) instead of a blob file each: they upload, download whole
+ * and by range, dedup, and are collected like any chunk, `admin check` sees
+ * them, larger chunks still go to the blob store, and 0 turns it off.
+ * On SQLite and PostgreSQL (skipped, with the reason, when absent).
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { startTestServer, type TestServer, type TestUser } from '../support/test-server.ts';
+import { postgresUnavailable } from '../support/postgres.ts';
+
+const KiB = 1024;
+
+/** Chunk files under the data folder's blob store. */
+async function chunkFiles(ts: TestServer): Promise<string[]> {
+  const entries = await readdir(join(ts.dataDir, 'blobs', 'c'), { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isFile()).map((e) => e.name);
+}
+
+async function inlineRows(ts: TestServer): Promise<{ key: string; size: number }[]> {
+  const rows = await ts.server.coffer.metadata.db.selectFrom('inline_blobs').select(['key', 'size']).orderBy('key').execute();
+  return rows.map((r) => ({ key: r.key, size: Number(r.size) }));
+}
+
+async function put(user: TestUser, name: string, body: Uint8Array): Promise<string> {
+  const r = await user.fetch(`/api/v1/content/${name}`, { method: 'PUT', body });
+  const text = await r.text();
+  assert.equal(r.status, 201, text);
+  return (JSON.parse(text) as { id: string }).id;
+}
+
+for (const dialect of ['sqlite', 'postgres'] as const) {
+  describe(`small chunks in the metadata database (${dialect})`, () => {
+    let ts: TestServer | undefined;
+    let user: TestUser;
+    let skip: string | null = null;
+    const small = randomBytes(4 * KiB);
+    const edge = randomBytes(16 * KiB); // exactly the limit: inline
+    const large = randomBytes(40 * KiB); // one chunk, over the limit: a file
+
+    before(async () => {
+      if (dialect === 'postgres') skip = await postgresUnavailable();
+      if (skip) return;
+      ts = await startTestServer({ dialect });
+      user = await ts.user('ina');
+    });
+    after(async () => { await ts?.close(); });
+
+    it('a small file becomes a row, a larger one a file, and both read back whole and by range', async (t) => {
+      if (skip) return t.skip(skip);
+      const smallId = await put(user, 'small.bin', small);
+      await put(user, 'edge.bin', edge);
+      const largeId = await put(user, 'large.bin', large);
+      assert.deepEqual((await inlineRows(ts!)).map((r) => r.size).sort((a, b) => a - b), [4 * KiB, 16 * KiB]);
+      assert.ok((await inlineRows(ts!)).every((r) => r.key.startsWith('i/')));
+      assert.equal((await chunkFiles(ts!)).length, 1, 'only the 40 KiB chunk is a file');
+
+      const whole = await user.fetch(`/api/v1/items/${smallId}/content`);
+      assert.equal(whole.status, 200);
+      assert.ok(Buffer.from(await whole.arrayBuffer()).equals(small));
+      const part = await user.fetch(`/api/v1/items/${smallId}/content`, { headers: { range: 'bytes=100-199' } });
+      assert.equal(part.status, 206);
+      assert.ok(Buffer.from(await part.arrayBuffer()).equals(small.subarray(100, 200)));
+      const big = await user.fetch(`/api/v1/items/${largeId}/content`);
+      assert.ok(Buffer.from(await big.arrayBuffer()).equals(large));
+    });
+
+    it('the same bytes again are deduplicated: no second row', async (t) => {
+      if (skip) return t.skip(skip);
+      await put(user, 'small-again.bin', small);
+      assert.equal((await inlineRows(ts!)).length, 2);
+    });
+
+    it('admin check agrees; deleted and purged, the rows are collected', async (t) => {
+      if (skip) return t.skip(skip);
+      const { services } = ts!.server.coffer;
+      assert.deepEqual((await services.check.check({ deep: true })).problems, []);
+      for (const name of ['small.bin', 'small-again.bin', 'edge.bin']) {
+        const item = await user.json<{ id: string }>(`/api/v1/items/by-path?path=${name}`);
+        assert.equal((await user.fetch(`/api/v1/items/${item.body.id}`, { method: 'DELETE' })).status, 200);
+        assert.equal((await user.fetch(`/api/v1/trash/${item.body.id}`, { method: 'DELETE' })).status, 204);
+      }
+      await services.maintenance.runAll({ graceMs: 0, orphanGraceMs: 0 });
+      assert.deepEqual(await inlineRows(ts!), []);
+      assert.equal((await chunkFiles(ts!)).length, 1, 'the large file is still there');
+      assert.deepEqual((await services.check.check({ deep: true })).problems, []);
+    });
+
+    it('an orphaned row (a writer that died before recording it) is swept once old, like an orphaned file', async (t) => {
+      if (skip) return t.skip(skip);
+      const { blobs, services } = ts!.server.coffer;
+      await blobs.put('i/nobody/00.1-00', Buffer.from('left behind')); // born at time 1: long past the grace period
+      const report = await services.check.check();
+      assert.deepEqual(report.problems.map((p) => p.kind), ['orphan-blob']);
+      await services.maintenance.runAll({ orphanGraceMs: 0 });
+      assert.deepEqual(await inlineRows(ts!), []);
+    });
+  });
+}
+
+describe('--inline-max-bytes 0: every chunk is a file', () => {
+  let ts: TestServer;
+  before(async () => { ts = await startTestServer({ config: { inlineMaxBytes: 0 } }); });
+  after(async () => { await ts.close(); });
+
+  it('a 4 KiB file is stored as a file, not a row', async () => {
+    const user = await ts.user('files');
+    const id = await put(user, 'small.bin', randomBytes(4 * KiB));
+    assert.deepEqual(await inlineRows(ts), []);
+    assert.equal((await chunkFiles(ts)).length, 1);
+    assert.equal((await user.fetch(`/api/v1/items/${id}/content`)).status, 200);
+  });
+});
