@@ -12,6 +12,7 @@ import { Migrator } from 'kysely/migration';
 import type { Database } from './schema.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { GroupSync } from './group-sync.ts';
+import { SQL_STATS_ENABLED, timedStatement } from './sql-stats.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -91,11 +92,7 @@ function withStatementCache(sqlite: SQLite.Database): SqliteDatabase {
         stmt = sqlite.prepare(text);
         if (cache.size < 2000) cache.set(text, stmt);
       }
-      if (process.env.SQL_STATS) {
-        const st = (globalThis as any).__sqlStats ??= (() => { const m = new Map(); process.on('SIGUSR2', () => { const rows = [...m].sort((a, b) => b[1].t - a[1].t).slice(0, 40); for (const [k, v] of rows) console.error(v.n, (v.t).toFixed(0) + 'ms', k.slice(0, 220)); }); return m; })();
-        const wrap = (fn: string) => (...args: unknown[]) => { const t0 = performance.now(); try { return (stmt as any)[fn](...args); } finally { const e = st.get(text) ?? { n: 0, t: 0 }; e.n++; e.t += performance.now() - t0; st.set(text, e); } };
-        return { reader: stmt!.reader, all: wrap('all'), run: wrap('run'), iterate: wrap('iterate'), get: wrap('get') } as unknown as SqliteStatement;
-      }
+      if (SQL_STATS_ENABLED) return timedStatement(text, stmt);
       return stmt as unknown as SqliteStatement;
     },
   };
