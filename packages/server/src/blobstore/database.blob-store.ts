@@ -42,7 +42,7 @@ export class DatabaseBlobStore implements BlobStore {
       assertValidKey(key);
       const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
       await this.#db.insertInto('inline_blobs').values({ key, data: bytes, size: data.byteLength })
-        .onConflict((oc) => oc.column('key').doUpdateSet({ data: bytes, size: data.byteLength }))
+        .onConflict((oc) => oc.column('key').doUpdateSet((eb) => ({ data: eb.ref('excluded.data'), size: eb.ref('excluded.size') })))
         .execute();
     } finally {
       opts?.onWritten?.(); // the driver has copied the bytes (or failed)

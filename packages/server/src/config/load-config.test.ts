@@ -38,6 +38,11 @@ describe('config', () => {
     assert.throws(() => loadConfig({ configFile: join(dir, 'broken.json'), env: {} }), /cannot read config file/);
   });
 
+  it('refuses an integer above its maximum, naming the maximum', () => {
+    assert.equal(loadConfig({ env: { COFFER_INLINE_MAX_BYTES: '65536' } }).inlineMaxBytes, 65536);
+    assert.throws(() => loadConfig({ env: { COFFER_INLINE_MAX_BYTES: '65537' } }), /COFFER_INLINE_MAX_BYTES: inlineMaxBytes must be at most 65536, got 65537/);
+  });
+
   it('declares every setting with a flag, an env var and help; masks secrets', () => {
     for (const o of OPTIONS) {
       assert.match(o.flag, /^--[a-z0-9-]+$/);

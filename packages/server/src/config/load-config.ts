@@ -11,6 +11,7 @@ function coerce(spec: OptionSpec, raw: unknown, source: string): string | number
   if (spec.type === 'integer') {
     const n = typeof raw === 'number' ? raw : Number(String(raw).trim());
     if (!Number.isSafeInteger(n) || n < 0) throw new CofferError('VALIDATION_FAILED', `${source}: ${spec.key} must be a whole number ≥ 0, got ${JSON.stringify(raw)}`);
+    if (spec.max !== undefined && n > spec.max) throw new CofferError('VALIDATION_FAILED', `${source}: ${spec.key} must be at most ${spec.max}, got ${n}`);
     return n;
   }
   if (spec.type === 'boolean') {

@@ -72,6 +72,23 @@ for (const blocking of [true, false]) {
       assert.equal(await openFds(), fdsBefore, 'no file left open');
     });
 
+    it('mixes ranges held in memory (small chunks kept in the database) with files, byte-exact', async () => {
+      const small = [randomBytes(1), randomBytes(10_000), randomBytes(16_384)];
+      const ranges: FileRange[] = [
+        { path: 'i/a', start: 0, end: 0, bytes: small[0] },
+        { path: files[4].path, start: 0, end: files[4].data.length - 1 },
+        { path: 'i/b', start: 100, end: 9_999, bytes: small[1] },
+        { path: files[2].path, start: 5, end: 1000 },
+        { path: 'i/c', start: 0, end: 16_383, bytes: small[2] },
+      ];
+      const expected = Buffer.concat([small[0], files[4].data, small[1].subarray(100), files[2].data.subarray(5, 1001), small[2]]);
+      const got = await serve(ranges, blocking);
+      assert.equal(got.failed, false);
+      assert.ok(got.body.equals(expected), `${got.body.length} bytes, expected ${expected.length}`);
+      const short = await serve([{ path: 'i/short', start: 0, end: 99, bytes: small[1].subarray(0, 50) }], blocking);
+      assert.equal(short.failed, true, 'bytes shorter than the range fail the response');
+    });
+
     it('fails the response when a file is shorter than recorded, or missing', async () => {
       for (const bad of [{ path: files[3].path, start: 0, end: files[3].data.length + 10 }, { path: join(dir, 'missing'), start: 0, end: 9 }]) {
         const got = await serve([{ path: files[0].path, start: 0, end: 0 }, bad, { path: files[1].path, start: 0, end: 4095 }], blocking);

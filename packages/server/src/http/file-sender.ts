@@ -15,6 +15,7 @@ import { closeSync, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { ServerResponse } from 'node:http';
+import type { FileRange } from '../services/download.service.ts';
 
 const BUFFER_SIZE = 1 << 20;
 /** Buffers one response holds at once, read or being written: bounds its memory to this × 1 MiB. */
@@ -26,7 +27,7 @@ const READ_AHEAD = 3;
 const POOL_CAP = 64;
 const pool: Buffer[] = [];
 
-export interface FileRange { path: string; start: number; end: number }
+export type { FileRange };
 
 function takeBuffer(): Buffer {
   return pool.pop() ?? Buffer.allocUnsafeSlow(BUFFER_SIZE);
@@ -62,13 +63,13 @@ export async function writeFileRanges(res: ServerResponse, ranges: FileRange[], 
   let rangeNo = 0;
   let pos = ranges[0]?.start ?? 0;
   /** The next buffer's worth of the ranges, in order: as many consecutive ranges as fit (one socket write per MiB, however small the files). */
-  const nextSegments = (): { path: string; at: number; len: number; into: number; endsRange: boolean }[] => {
+  const nextSegments = (): { path: string; bytes?: Uint8Array; at: number; len: number; into: number; endsRange: boolean }[] => {
     const out = [];
     let off = 0;
     while (off < BUFFER_SIZE && rangeNo < ranges.length) {
       const r = ranges[rangeNo];
       const len = Math.min(BUFFER_SIZE - off, r.end - pos + 1);
-      out.push({ path: r.path, at: pos, len, into: off, endsRange: pos + len > r.end });
+      out.push({ path: r.path, bytes: r.bytes, at: pos, len, into: off, endsRange: pos + len > r.end });
       off += len;
       pos += len;
       if (pos > r.end) {
@@ -79,6 +80,11 @@ export async function writeFileRanges(res: ServerResponse, ranges: FileRange[], 
     return out;
   };
   const shorter = (path: string) => new Error(`${path} is shorter than recorded`);
+  /** A segment held in memory: copied, no file involved. */
+  const copyBytes = (seg: { path: string; bytes?: Uint8Array; at: number; len: number; into: number }, buf: Buffer): void => {
+    if (seg.at + seg.len > seg.bytes!.byteLength) throw shorter(seg.path);
+    buf.set(seg.bytes!.subarray(seg.at, seg.at + seg.len), seg.into);
+  };
   let current: OpenFile | null = null;
   const reading: Piece[] = [];
   /** As readFromCache, through the thread pool: a file's open, reads and close never block the event loop. */
@@ -87,6 +93,7 @@ export async function writeFileRanges(res: ServerResponse, ranges: FileRange[], 
     if (!segments.length) return false;
     const buf = takeBuffer();
     const reads = segments.map((seg) => {
+      if (seg.bytes) return Promise.resolve().then(() => copyBytes(seg, buf));
       if (!current) {
         const fh = open(seg.path, 'r');
         fh.catch(() => {}); // reported through its reads
@@ -124,6 +131,10 @@ export async function writeFileRanges(res: ServerResponse, ranges: FileRange[], 
     let read: Promise<number>;
     try {
       for (const seg of segments) {
+        if (seg.bytes) {
+          copyBytes(seg, buf);
+          continue;
+        }
         const fd = openSync(seg.path, 'r');
         try {
           if (readSync(fd, buf, seg.into, seg.len, seg.at) !== seg.len) throw shorter(seg.path);

@@ -233,7 +233,8 @@ export class ChunkWriter {
       return found.id;
     }
     const now = clock.now();
-    const inline = data.byteLength <= (this.deps.inlineMaxBytes ?? 0);
+    const inlineMax = this.deps.inlineMaxBytes ?? 0;
+    const inline = inlineMax > 0 && data.byteLength <= inlineMax;
     const blobKey = inline ? `${INLINE_KEY_PREFIX}${this.ownerId}/${hash}.${newGeneration(now)}` : `${CHUNK_KEY_PREFIX}${this.ownerId}/${hash.slice(0, 2)}/${hash}.${newGeneration(now)}`;
     const row: ChunkRow = { id: newId(), owner_id: this.ownerId, hash, size: data.byteLength, blob_key: blobKey, created_at: now };
     await blobs.put(row.blob_key, data, { onWritten: written });

@@ -9,7 +9,13 @@ import { BlobNotFoundError } from '../blobstore/blob-store.ts';
 import type { ItemRow } from '../repositories/item.repository.ts';
 import type { ServiceDeps } from './context.ts';
 
+/** Bytes of database-kept chunks one download may hold in memory; beyond, it is streamed. */
+const IN_MEMORY_LIMIT = 1 << 20;
+
 export interface ByteRange { start: number; end: number }
+
+/** Bytes [start, end] of a local file; or of `bytes`, when given (a small chunk kept in the database), and then `path` only names it in errors. */
+export interface FileRange { path: string; start: number; end: number; bytes?: Uint8Array }
 
 /** Which bytes of which stored chunks make up the requested content. */
 export interface ContentPlan {
@@ -69,17 +75,38 @@ export class DownloadService {
     return { size: version.size, range, segments };
   }
 
-  /** Local file paths of the plan's chunks, when the blob store keeps all of them on local disk. */
-  localFiles(plan: ContentPlan): { path: string; start: number; end: number }[] | null {
+  /**
+   * Local file paths of the plan's chunks, when the blob store keeps them on local disk; small chunks kept in the
+   * database come along as their bytes (a big file's last chunk often is one). Null: stream the plan instead.
+   */
+  async localFiles(plan: ContentPlan): Promise<FileRange[] | null> {
     const { blobs } = this.deps;
     if (!blobs.capabilities.localFiles || !blobs.localPath) return null;
-    const files: { path: string; start: number; end: number }[] = [];
+    const files: FileRange[] = [];
+    let inMemory = 0;
     for (const s of plan.segments) {
       const path = blobs.localPath(s.key);
-      if (path === null) return null; // a chunk kept in the database: stream the plan instead
-      files.push({ path, start: s.start, end: s.end });
+      if (path !== null) {
+        files.push({ path, start: s.start, end: s.end });
+        continue;
+      }
+      inMemory += s.end - s.start + 1;
+      if (inMemory > IN_MEMORY_LIMIT) return null;
+      files.push({ path: s.key, start: s.start, end: s.end, bytes: await this.read(s.key, s.seq) });
     }
     return files;
+  }
+
+  /** A whole blob into memory; a missing one is STORAGE_UNAVAILABLE (before any byte of the response is sent). */
+  private async read(key: string, seq: number): Promise<Uint8Array> {
+    const parts: Buffer[] = [];
+    try {
+      for await (const b of await this.deps.blobs.get(key)) parts.push(b as Buffer);
+    } catch (e) {
+      if (e instanceof BlobNotFoundError) throw new CofferError('STORAGE_UNAVAILABLE', `chunk ${seq} is missing`);
+      throw e;
+    }
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
   /** The plan's bytes as one stream, from any blob store. */

@@ -40,7 +40,7 @@ export async function sendContent(req: FastifyRequest, reply: FastifyReply, down
     takeOverResponse(reply).end(); // headers only: the real Content-Length, no body read
     return reply;
   }
-  const files = downloads.localFiles(plan);
+  const files = await downloads.localFiles(plan);
   if (!files) return reply.send(downloads.stream(plan));
   // Local disk: write straight to the socket through pooled buffers (see file-sender.ts).
   takeOverResponse(reply);
