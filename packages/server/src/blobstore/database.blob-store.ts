@@ -14,7 +14,7 @@
  * PostgreSQL commits durably itself. Call `durable` for more.
  */
 import { Readable } from 'node:stream';
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import {
   assertValidKey,
@@ -25,6 +25,9 @@ import {
   type BlobStore,
   type PutOptions,
 } from './blob-store.ts';
+
+/** A blob's size, read from its bytes (SQLite and PostgreSQL both have octet_length; neither reads the bytes for it). */
+const SIZE = sql<number>`octet_length(data)`.as('size');
 
 export class DatabaseBlobStore implements BlobStore {
   readonly kind = 'database';
@@ -41,8 +44,8 @@ export class DatabaseBlobStore implements BlobStore {
     try {
       assertValidKey(key);
       const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      await this.#db.insertInto('inline_blobs').values({ key, data: bytes, size: data.byteLength })
-        .onConflict((oc) => oc.column('key').doUpdateSet((eb) => ({ data: eb.ref('excluded.data'), size: eb.ref('excluded.size') })))
+      await this.#db.insertInto('inline_blobs').values({ key, data: bytes })
+        .onConflict((oc) => oc.column('key').doUpdateSet((eb) => ({ data: eb.ref('excluded.data') })))
         .execute();
     } finally {
       opts?.onWritten?.(); // the driver has copied the bytes (or failed)
@@ -61,7 +64,7 @@ export class DatabaseBlobStore implements BlobStore {
 
   async stat(key: string): Promise<BlobStat | null> {
     assertValidKey(key);
-    const row = await this.#db.selectFrom('inline_blobs').select('size').where('key', '=', key).executeTakeFirst();
+    const row = await this.#db.selectFrom('inline_blobs').select(SIZE).where('key', '=', key).executeTakeFirst();
     return row ? { size: Number(row.size) } : null;
   }
 
@@ -75,7 +78,7 @@ export class DatabaseBlobStore implements BlobStore {
     // Keyset pages, so a long listing holds no lock and no more than a page in memory; a range, not LIKE (no escaping, uses the primary key).
     let after: string | null = null;
     for (;;) {
-      let q = this.#db.selectFrom('inline_blobs').select(['key', 'size']).where('key', '>=', prefix);
+      let q = this.#db.selectFrom('inline_blobs').select(['key', SIZE]).where('key', '>=', prefix);
       if (after !== null) q = q.where('key', '>', after);
       const rows = await q.orderBy('key').limit(1000).execute();
       for (const r of rows) {

@@ -277,7 +277,6 @@ export interface ServerInfoTable {
 export interface InlineBlobsTable {
   key: string;
   data: Uint8Array;
-  size: number;
 }
 
 export interface Database {

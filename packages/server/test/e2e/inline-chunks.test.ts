@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { sql } from 'kysely';
 import { cutAll } from '@coffer/protocol';
 import { startTestServer, type TestServer, type TestUser } from '../support/test-server.ts';
 import { postgresUnavailable } from '../support/postgres.ts';
@@ -23,7 +24,7 @@ async function chunkFiles(ts: TestServer): Promise<string[]> {
 }
 
 async function inlineRows(ts: TestServer): Promise<{ key: string; size: number }[]> {
-  const rows = await ts.server.coffer.metadata.db.selectFrom('inline_blobs').select(['key', 'size']).orderBy('key').execute();
+  const rows = await ts.server.coffer.metadata.db.selectFrom('inline_blobs').select(['key', sql<number>`octet_length(data)`.as('size')]).orderBy('key').execute();
   return rows.map((r) => ({ key: r.key, size: Number(r.size) }));
 }
 
@@ -111,6 +112,23 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(await inlineRows(ts!), []);
       assert.equal((await chunkFiles(ts!)).length, 1, 'the large file is still there');
       assert.deepEqual((await services.check.check({ deep: true })).problems, []);
+    });
+
+    it('a damaged row is reported by admin check (size) and its file by the deep check (hash), as a damaged file would be', async (t) => {
+      if (skip) return t.skip(skip);
+      const { metadata, services } = ts!.server.coffer;
+      await put(user, 'damaged.bin', randomBytes(2 * KiB));
+      const [row] = await inlineRows(ts!);
+      await metadata.db.updateTable('inline_blobs').set({ data: Buffer.alloc(100) }).where('key', '=', row.key).execute();
+      assert.deepEqual((await services.check.check()).problems.map((p) => `${p.severity} ${p.kind}`), ['error blob-size']);
+      await metadata.db.updateTable('inline_blobs').set({ data: Buffer.alloc(2 * KiB) }).where('key', '=', row.key).execute();
+      assert.deepEqual((await services.check.check()).problems, [], 'the right size passes the shallow check');
+      assert.deepEqual((await services.check.check({ deep: true })).problems.map((p) => `${p.severity} ${p.kind}`), ['error blob-hash']);
+      const item = await user.json<{ id: string }>('/api/v1/items/by-path?path=damaged.bin');
+      assert.equal((await user.fetch(`/api/v1/items/${item.body.id}`, { method: 'DELETE' })).status, 200);
+      assert.equal((await user.fetch(`/api/v1/trash/${item.body.id}`, { method: 'DELETE' })).status, 204);
+      await services.maintenance.runAll({ graceMs: 0, orphanGraceMs: 0 });
+      assert.deepEqual(await inlineRows(ts!), []);
     });
 
     it('an orphaned row (a writer that died before recording it) is swept once old, like an orphaned file', async (t) => {

@@ -4,6 +4,8 @@
  * type; SQLite stores the bytes as given whatever the declared type.
  * Keys compare byte by byte (SQLite's default; `C` on PostgreSQL, whose
  * default collation may not), so a prefix listing is one contiguous range.
+ * No size column: sizes are read from the bytes (octet_length), so a
+ * damaged row shows up in `admin check` like a truncated file.
  */
 import { PostgresAdapter, sql, type Kysely } from 'kysely';
 
@@ -11,7 +13,6 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.createTable('inline_blobs')
     .addColumn('key', db.getExecutor().adapter instanceof PostgresAdapter ? sql`text collate "C"` : 'text', (c) => c.primaryKey())
     .addColumn('data', 'bytea', (c) => c.notNull())
-    .addColumn('size', 'bigint', (c) => c.notNull())
     .execute();
 }
 
