@@ -11,7 +11,8 @@
  * the same write-ahead log as every later commit, so a commit that points at
  * the blob cannot reach the disk without it: exactly the order the chunk
  * invariant needs ("a chunk is durable before any metadata points at it").
- * PostgreSQL commits durably itself. Call `durable` for more.
+ * PostgreSQL commits durably itself. (A state-changing request is answered
+ * only after the WAL's group fsync, which covers the row too.)
  */
 import { Readable } from 'node:stream';
 import { sql, type Kysely } from 'kysely';

@@ -65,8 +65,10 @@ export async function writeFileRanges(res: ServerResponse, ranges: FileRange[], 
   let rangeNo = 0;
   let pos = ranges[0]?.start ?? 0;
   /** The next buffer's worth of the ranges, in order: as many consecutive ranges as fit (one socket write per MiB, however small the files). */
-  const nextSegments = (): { path: string; bytes?: Uint8Array; at: number; len: number; into: number; endsRange: boolean }[] => {
-    const out = [];
+  /** `len` bytes at `at` of one range's file (or bytes), into the buffer at `into`. */
+  interface Segment { path: string; bytes?: Uint8Array; at: number; len: number; into: number; endsRange: boolean }
+  const nextSegments = (): Segment[] => {
+    const out: Segment[] = [];
     let off = 0;
     while (off < BUFFER_SIZE && rangeNo < ranges.length) {
       const r = ranges[rangeNo];
@@ -83,7 +85,7 @@ export async function writeFileRanges(res: ServerResponse, ranges: FileRange[], 
   };
   const shorter = (path: string) => new Error(`${path} is shorter than recorded`);
   /** A segment held in memory: copied, no file involved. */
-  const copyBytes = (seg: { path: string; bytes?: Uint8Array; at: number; len: number; into: number }, buf: Buffer): void => {
+  const copyBytes = (seg: Segment, buf: Buffer): void => {
     if (seg.at + seg.len > seg.bytes!.byteLength) throw shorter(seg.path);
     buf.set(seg.bytes!.subarray(seg.at, seg.at + seg.len), seg.into);
   };

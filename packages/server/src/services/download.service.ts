@@ -97,16 +97,21 @@ export class DownloadService {
     return files;
   }
 
-  /** A whole blob into memory; a missing one is STORAGE_UNAVAILABLE (before any byte of the response is sent). */
+  /** A whole blob into memory (before any byte of the response is sent). */
   private async read(key: string, seq: number): Promise<Uint8Array> {
     const parts: Buffer[] = [];
+    for await (const b of await this.open(key, seq)) parts.push(b as Buffer);
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+  }
+
+  /** A chunk's blob, or part of it; a missing one is STORAGE_UNAVAILABLE. */
+  private async open(key: string, seq: number, range?: { start: number; end: number }): Promise<Readable> {
     try {
-      for await (const b of await this.deps.blobs.get(key)) parts.push(b as Buffer);
+      return await this.deps.blobs.get(key, range);
     } catch (e) {
       if (e instanceof BlobNotFoundError) throw new CofferError('STORAGE_UNAVAILABLE', `chunk ${seq} is missing`);
       throw e;
     }
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 
   /** The plan's bytes as one stream, from any blob store. */
@@ -116,14 +121,7 @@ export class DownloadService {
 
   private async *streamSegments(plan: ContentPlan): AsyncGenerator<Buffer> {
     for (const s of plan.segments) {
-      let stream: Readable;
-      try {
-        stream = await this.deps.blobs.get(s.key, { start: s.start, end: s.end });
-      } catch (e) {
-        if (e instanceof BlobNotFoundError) throw new CofferError('STORAGE_UNAVAILABLE', `chunk ${s.seq} is missing`);
-        throw e;
-      }
-      for await (const buf of stream) yield buf as Buffer;
+      for await (const buf of await this.open(s.key, s.seq, { start: s.start, end: s.end })) yield buf as Buffer;
     }
   }
 }
