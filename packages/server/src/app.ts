@@ -116,7 +116,7 @@ export async function createCoffer(config: Config, opts: {
   }
   const deps: ServiceDeps = {
     db: metadata.db, blobs, clock: opts.clock ?? systemClock, publisher: opts.publisher ?? noPublisher, revocations: opts.revocations,
-    inlineMaxBytes: config.inlineMaxBytes,
+    inlineMaxBytes: config.inlineMaxBytes, credentialEpoch: metadata.credentialEpoch,
   };
   const tree = new TreeService(deps);
   const users = new UserService(deps, config.defaultQuotaBytes);

@@ -13,6 +13,7 @@ import type { Database } from './schema.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { GroupSync } from './group-sync.ts';
 import { SQL_STATS_ENABLED, timedStatement } from './sql-stats.ts';
+import { CredentialEpoch } from './credential-epoch.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -21,6 +22,11 @@ export interface MetadataDb {
   readonly dialect: DialectName;
   /** Resolves once every transaction committed so far is on disk (group commit on SQLite; PostgreSQL commits durably itself). */
   durable(): Promise<void>;
+  /**
+   * SQLite: a number that changes whenever what a credential check reads may have changed (see credential-epoch.ts),
+   * so checked credentials can be kept in memory. Null on PostgreSQL, where other processes write unseen.
+   */
+  readonly credentialEpoch: (() => number) | null;
   close(): Promise<void>;
 }
 
@@ -35,6 +41,7 @@ export async function openDatabase(opts: { databaseUrl: string | null; dataDir: 
   let db: Kysely<Database>;
   let dialect: DialectName;
   let groupSync: GroupSync | null = null;
+  let epoch: CredentialEpoch | null = null;
   if (isPostgresUrl(opts.databaseUrl)) {
     const pool = new pg.Pool({ connectionString: opts.databaseUrl, max: 10 });
     // An idle connection that the server ends (restart, failover, pg_terminate_backend) is dropped from the
@@ -51,7 +58,8 @@ export async function openDatabase(opts: { databaseUrl: string | null; dataDir: 
     sqlite.pragma('synchronous = NORMAL'); // commits are fsynced by GroupSync before a request is answered
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
+    epoch = new CredentialEpoch(sqlite);
+    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }), plugins: [epoch] });
     groupSync = new GroupSync(`${file}-wal`);
     dialect = 'sqlite';
   }
@@ -59,6 +67,7 @@ export async function openDatabase(opts: { databaseUrl: string | null; dataDir: 
   return {
     db, dialect,
     durable: () => groupSync?.sync() ?? Promise.resolve(),
+    credentialEpoch: epoch ? () => epoch.current() : null,
     async close() {
       await groupSync?.close();
       await db.destroy(); // SQLite checkpoints and syncs the database file on close

@@ -30,6 +30,8 @@ export interface ServiceDeps {
   publisher: ChangePublisher;
   /** Absent where nothing listens (tools, unit tests). */
   revocations?: RevocationPublisher;
+  /** Moves whenever what a credential check reads may have changed (SQLite only, see db/credential-epoch.ts); absent: no credential is kept in memory. */
+  credentialEpoch?: (() => number) | null;
   /** Chunks up to this size are stored under INLINE_KEY_PREFIX (the metadata database, see app.ts); 0 or absent: never. */
   inlineMaxBytes?: number;
 }

@@ -50,34 +50,54 @@ export function parseRange(header: string | undefined, size: number): ByteRange 
   return { start, end };
 }
 
+function manifestBytes(manifest: ManifestEntry[]): number {
+  let n = 0;
+  for (const c of manifest) n += c.size;
+  return n;
+}
+
+function missingChunk(): CofferError {
+  return new CofferError('STORAGE_UNAVAILABLE', 'A stored chunk of this file is missing; run `coffer admin check`.');
+}
+
 export class DownloadService {
   private readonly deps: Pick<ServiceDeps, 'db' | 'blobs'>;
   constructor(deps: Pick<ServiceDeps, 'db' | 'blobs'>) {
     this.deps = deps;
   }
 
-  /** Plans reading a version of a file (the current one by default). */
+  /**
+   * Plans reading a version of a file (the current one by default: the item row already says its size, so only
+   * the manifest is read). Does not look at the stored chunks: localFiles() and firstChunkStored() do.
+   */
   async plan(item: ItemRow, range: ByteRange | null, versionId?: string): Promise<ContentPlan> {
     if (item.kind !== 'file') throw new CofferError('NOT_A_FILE');
     const vid = versionId ?? item.version_id;
-    const version = vid ? await versionRepository.findById(this.deps.db, item.id, vid) : undefined;
+    const version = versionId ? await versionRepository.findById(this.deps.db, item.id, versionId) : vid ? { id: vid, size: item.size } : undefined;
     if (!version) throw new CofferError('NOT_FOUND', 'No such version.');
     const manifest = await versionRepository.manifest(this.deps.db, version.id);
+    // The item row was read before the manifest: a file purged in between (emptied from the bin) has none left.
+    if (!versionId && manifestBytes(manifest) !== version.size) throw new CofferError('NOT_FOUND', 'No such version.');
     const from = range?.start ?? 0;
     const to = range?.end ?? version.size - 1;
     const segments = manifest.filter((c) => c.offset + c.size > from && c.offset <= to).map((c: ManifestEntry) => ({
       key: c.blob_key, seq: c.seq, start: Math.max(0, from - c.offset), end: Math.min(c.size - 1, to - c.offset),
     }));
-    // Fail before the status line if the first chunk is missing; later ones surface as a cut-off response.
-    if (segments.length && !(await this.deps.blobs.stat(segments[0].key))) {
-      throw new CofferError('STORAGE_UNAVAILABLE', 'A stored chunk of this file is missing; run `coffer admin check`.');
-    }
     return { size: version.size, range, segments };
+  }
+
+  /**
+   * Fails before the status line if the plan's first chunk is missing (later ones surface as a cut-off response).
+   * localFiles() makes the same check itself; a plan streamed from elsewhere, or a HEAD, calls this.
+   */
+  async firstChunkStored(plan: ContentPlan): Promise<void> {
+    if (plan.segments.length && !(await this.deps.blobs.stat(plan.segments[0].key))) throw missingChunk();
   }
 
   /**
    * Local file paths of the plan's chunks, when the blob store keeps them on local disk; small chunks kept in the
    * database come along as their bytes (a big file's last chunk often is one). Null: stream the plan instead.
+   * A missing first chunk is STORAGE_UNAVAILABLE, as in firstChunkStored().
    */
   async localFiles(plan: ContentPlan): Promise<FileRange[] | null> {
     const { blobs } = this.deps;
@@ -87,12 +107,13 @@ export class DownloadService {
     for (const s of plan.segments) {
       const path = blobs.localPath(s.key);
       if (path !== null) {
+        if (files.length === 0) await this.firstChunkStored(plan);
         files.push({ path, start: s.start, end: s.end });
         continue;
       }
       inMemory += s.end - s.start + 1;
       if (inMemory > IN_MEMORY_LIMIT) return null;
-      files.push({ path: s.key, start: s.start, end: s.end, bytes: await this.read(s.key, s.seq) });
+      files.push({ path: s.key, start: s.start, end: s.end, bytes: await this.read(s.key, s.seq) }); // a missing blob throws here
     }
     return files;
   }

@@ -39,14 +39,16 @@ export class TreeService {
 
   /** Resolves a '/'-separated path from the drive root. */
   async resolvePath(p: Principal, path: string, db: Executor = this.deps.db): Promise<ItemRow> {
-    let item = await this.getLive(p, p.rootId, db);
-    for (const name of parsePath(path)) {
-      if (item.kind !== 'folder') throw new CofferError('NOT_FOUND');
-      const child = await itemRepository.findLiveChild(db, item.id, name);
-      if (!child) throw new CofferError('NOT_FOUND');
-      item = child;
+    const names = parsePath(path);
+    if (names.length === 0) return this.getLive(p, p.rootId, db);
+    // The walk starts from the caller's own root (a live folder: it cannot be moved or trashed), so it never leaves the drive.
+    let item: ItemRow | undefined;
+    for (const name of names) {
+      if (item && item.kind !== 'folder') throw new CofferError('NOT_FOUND');
+      item = await itemRepository.findLiveChild(db, item?.id ?? p.rootId, name);
+      if (!item) throw new CofferError('NOT_FOUND');
     }
-    return item;
+    return item!;
   }
 
   /** Splits a path into its parent folder and the (validated) last name. */

@@ -92,6 +92,27 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.equal((await user.fetch(`/api/v1/trash/${id}`, { method: 'DELETE' })).status, 204);
     });
 
+    it('a download whose first stored chunk is missing (file or row) fails before the status line with STORAGE_UNAVAILABLE, GET and HEAD', async (t) => {
+      if (skip) return t.skip(skip);
+      const { metadata, blobs } = ts!.server.coffer;
+      for (const [name, body] of [['lost-row.bin', randomBytes(3 * KiB)], ['lost-file.bin', randomBytes(40 * KiB)]] as const) {
+        const id = await put(user, name, body);
+        const key = (await metadata.db.selectFrom('items').innerJoin('version_chunks', 'version_chunks.version_id', 'items.version_id')
+          .innerJoin('chunks', 'chunks.id', 'version_chunks.chunk_id').select('chunks.blob_key').where('items.id', '=', id).executeTakeFirstOrThrow()).blob_key;
+        await blobs.delete(key);
+        for (const method of ['GET', 'HEAD']) {
+          const res = await user.fetch(`/api/v1/content/${name}`, { method });
+          assert.equal(res.status, 503, `${method} ${name}`);
+          if (method === 'GET') assert.equal((await res.json() as { error: { code: string } }).error.code, 'STORAGE_UNAVAILABLE');
+          else await res.arrayBuffer();
+        }
+        await blobs.put(key, body);
+        // Gone again, so the checks that follow see the drive as before.
+        assert.equal((await user.fetch(`/api/v1/items/${id}`, { method: 'DELETE' })).status, 200);
+        assert.equal((await user.fetch(`/api/v1/trash/${id}`, { method: 'DELETE' })).status, 204);
+      }
+    });
+
     it('the same bytes again are deduplicated: no second row', async (t) => {
       if (skip) return t.skip(skip);
       const before = (await inlineRows(ts!)).length;

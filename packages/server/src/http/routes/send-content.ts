@@ -37,11 +37,15 @@ export async function sendContent(req: FastifyRequest, reply: FastifyReply, down
     reply.header('content-length', size);
   }
   if (req.method === 'HEAD') {
+    await downloads.firstChunkStored(plan);
     takeOverResponse(reply).end(); // headers only: the real Content-Length, no body read
     return reply;
   }
   const files = await downloads.localFiles(plan);
-  if (!files) return reply.send(downloads.stream(plan));
+  if (!files) {
+    await downloads.firstChunkStored(plan);
+    return reply.send(downloads.stream(plan));
+  }
   // Local disk: write straight to the socket through pooled buffers (see file-sender.ts).
   takeOverResponse(reply);
   try {

@@ -17,6 +17,7 @@ import type { Executor } from '../../repositories/executor.ts';
 import type { Principal, ServiceDeps } from '../context.ts';
 import type { AuditService, Origin } from './audit.service.ts';
 import { csrfTokenFor, hashSecret, newSecret } from './secrets.ts';
+import { CredentialCache } from './credential-cache.ts';
 
 export const TOUCH_INTERVAL_MS = 60_000;
 /** Used refresh tokens are remembered this long, so a replay is recognized (and revokes the session). */
@@ -66,8 +67,12 @@ export class SessionService {
   private readonly deps: Pick<ServiceDeps, 'db' | 'clock' | 'revocations'>;
   private readonly policy: SessionPolicy;
   private readonly audit: AuditService;
-  constructor(deps: Pick<ServiceDeps, 'db' | 'clock' | 'revocations'>, policy: SessionPolicy, audit: AuditService) {
+  /** Credentials already checked (SQLite); null: every check reads the database. */
+  private readonly checked: CredentialCache | null;
+
+  constructor(deps: Pick<ServiceDeps, 'db' | 'clock' | 'revocations' | 'credentialEpoch'>, policy: SessionPolicy, audit: AuditService) {
     this.deps = deps;
+    this.checked = deps.credentialEpoch ? new CredentialCache(deps.credentialEpoch) : null;
     this.policy = policy;
     this.audit = audit;
   }
@@ -128,7 +133,9 @@ export class SessionService {
 
   /** The caller behind a credential, or null if it does not authenticate (unknown, expired, idle too long, revoked). */
   async authenticate(secret: string, transport: Transport, origin: Origin, basicUsername?: string): Promise<Principal | null> {
-    const found = await sessionRepository.findByCredential(this.deps.db, hashSecret(secret));
+    const hash = hashSecret(secret);
+    const load = () => sessionRepository.findByCredential(this.deps.db, hash);
+    const found = await (this.checked ? this.checked.find(hash, load) : load());
     if (!found || found.credential_kind !== CREDENTIAL_FOR[transport]) return null;
     if (transport === 'basic' && found.username !== basicUsername?.normalize('NFC').toLowerCase()) return null;
     const now = this.deps.clock.now();

@@ -1,0 +1,82 @@
+/** The credential epoch moves on exactly the writes a credential check could see (a real SQLite file). */
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import SQLite from 'better-sqlite3';
+import { openDatabase, type MetadataDb } from './open-database.ts';
+import { createTestDatabase, postgresUnavailable } from '../../test/support/postgres.ts';
+
+describe('credential epoch (SQLite)', () => {
+  let dir: string;
+  let m: MetadataDb;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'coffer-epoch-'));
+    m = await openDatabase({ databaseUrl: null, dataDir: dir });
+    await m.db.insertInto('users').values({ id: 'u1', username: 'ann', password_hash: 'x', root_id: 'r1', created_at: 1, is_admin: 0, quota_bytes: 0, used_bytes: 0, change_seq: 0, changes_pruned_through: 0 } as never).execute();
+  });
+  after(async () => {
+    await m.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const epoch = () => m.credentialEpoch!();
+
+  it('reads and drive counters leave it; writes to users, sessions, credentials and devices move it', async () => {
+    const e0 = epoch();
+    await m.db.selectFrom('sessions').selectAll().execute();
+    await m.db.updateTable('users').set((eb) => ({ change_seq: eb('change_seq', '+', 1) })).where('id', '=', 'u1').execute();
+    await m.db.updateTable('users').set({ used_bytes: 10 }).where('id', '=', 'u1').execute();
+    await m.db.insertInto('items').values({
+      id: 'r1', owner_id: 'u1', parent_id: null, name: '', kind: 'folder', size: 0, content_hash: null, version_id: null, rev: 1,
+      created_at: 1, modified_at: 1, trashed_at: null, trash_batch: null,
+    }).execute();
+    assert.equal(epoch(), e0, 'nothing a credential check reads changed');
+
+    const steps: [string, () => Promise<unknown>][] = [
+      ['users.is_admin', () => m.db.updateTable('users').set({ is_admin: 1 }).where('id', '=', 'u1').execute()],
+      ['users: a counter and more', () => m.db.updateTable('users').set({ used_bytes: 0, username: 'anna' }).where('id', '=', 'u1').execute()],
+      ['devices insert', () => m.db.insertInto('devices').values({
+        id: 'd1', user_id: 'u1', kind: 'sync', name: 'laptop', platform: null, user_agent: null, ip: null, device_key_hash: null,
+        created_at: 1, last_seen_at: 1, pending_changes: null, pending_reported_at: null, wipe_requested_at: null, wipe_fetched_at: null, wipe_confirmed_at: null,
+      } as never).execute()],
+      ['sessions delete', () => m.db.deleteFrom('sessions').where('user_id', '=', 'u1').execute()],
+      ['credentials delete', () => m.db.deleteFrom('credentials').where('session_id', '=', 'none').execute()],
+      ['a transaction that rolls back', () => m.db.transaction().execute(async (trx) => {
+        await trx.updateTable('devices').set({ wipe_requested_at: 5 }).where('id', '=', 'd1').execute();
+        throw new Error('roll back');
+      }).catch(() => {})],
+    ];
+    for (const [what, step] of steps) {
+      const before = epoch();
+      await step();
+      assert.notEqual(epoch(), before, what);
+    }
+  });
+
+  it('moves when another connection commits, whatever it wrote', async () => {
+    const e0 = epoch();
+    assert.equal(epoch(), e0);
+    const other = new SQLite(join(dir, 'coffer.db'));
+    try {
+      other.prepare('update items set rev = rev + 1').run();
+    } finally {
+      other.close();
+    }
+    assert.notEqual(epoch(), e0);
+  });
+
+  it('PostgreSQL has none: other processes write there unseen', async (t) => {
+    const skip = await postgresUnavailable();
+    if (skip) return t.skip(skip);
+    const pg = await createTestDatabase();
+    const other = await openDatabase({ databaseUrl: pg.url, dataDir: dir });
+    try {
+      assert.equal(other.credentialEpoch, null);
+    } finally {
+      await other.close();
+      await pg.drop();
+    }
+  });
+});

@@ -1,0 +1,87 @@
+/**
+ * Tells when what a credential authenticates as may have changed, so the
+ * session service can keep credentials it has checked in memory on SQLite
+ * (services/accounts/credential-cache.ts) without ever trusting a stale one.
+ *
+ * The epoch is a number that moves whenever
+ * - this connection writes (or is about to write) a table that a credential
+ *   check reads: sessions, credentials, devices, or users — except an update
+ *   that sets only the drive's counters, which every upload makes; a Kysely
+ *   plugin sees every query as it is compiled, before it runs, whoever wrote
+ *   it, so no repository can forget to tell;
+ * - another connection committed anything (SQLite's `PRAGMA data_version`):
+ *   an admin command in another process revoking sessions, say.
+ *
+ * PostgreSQL has none: other server processes commit there, and nothing
+ * would tell this one before its next request. It checks every credential
+ * in the database.
+ */
+import {
+  AliasNode, ColumnNode, TableNode,
+  type KyselyPlugin, type OperationNode, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow,
+} from 'kysely';
+import type SQLite from 'better-sqlite3';
+
+/** The tables a credential check reads (session.repository.ts findByCredential). */
+const WATCHED = new Set(['sessions', 'credentials', 'devices', 'users']);
+/** Columns of `users` that change with every write to a drive and that no credential check reads. */
+const DRIVE_COUNTERS = new Set(['change_seq', 'used_bytes', 'changes_pruned_through']);
+
+export class CredentialEpoch implements KyselyPlugin {
+  #epoch = 0;
+  #dataVersion: number | null = null;
+  readonly #dataVersionOf: SQLite.Statement<[], number>;
+
+  constructor(sqlite: SQLite.Database) {
+    this.#dataVersionOf = sqlite.prepare<[], number>('PRAGMA data_version').pluck();
+  }
+
+  /** The current epoch: the same number twice means nothing a credential check reads has changed in between. */
+  current(): number {
+    // Read-only and synchronous: harmless beside a transaction another request holds open on this connection.
+    const v = this.#dataVersionOf.get()!;
+    if (v !== this.#dataVersion) {
+      this.#dataVersion = v;
+      this.#epoch++;
+    }
+    return this.#epoch;
+  }
+
+  transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
+    if (mayChangeCredentials(args.node)) this.#epoch++;
+    return args.node;
+  }
+
+  transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    return Promise.resolve(args.result);
+  }
+}
+
+function tableName(node: OperationNode | undefined): string | null {
+  if (node && TableNode.is(node)) return node.table.identifier.name;
+  if (node && AliasNode.is(node)) return tableName(node.node);
+  return null;
+}
+
+/** Whether a statement may change what a credential check reads; anything it cannot tell is assumed to. */
+function mayChangeCredentials(node: RootOperationNode): boolean {
+  const watched = (n: OperationNode | undefined) => {
+    const t = tableName(n);
+    return t === null || WATCHED.has(t);
+  };
+  switch (node.kind) {
+    case 'SelectQueryNode':
+      return false;
+    case 'InsertQueryNode':
+      return watched(node.into);
+    case 'DeleteQueryNode':
+      return node.from.froms.some(watched);
+    case 'UpdateQueryNode': {
+      if (!watched(node.table)) return false;
+      if (tableName(node.table) !== 'users') return true;
+      return !(node.updates ?? []).every((u) => ColumnNode.is(u.column) && DRIVE_COUNTERS.has(u.column.column.name));
+    }
+    default:
+      return true; // raw SQL, schema changes, merges: not looked into
+  }
+}
