@@ -6,7 +6,8 @@
  * in a database that is written anyway. Object stores (Ceph's BlueStore,
  * for one) keep small objects beside their metadata for the same reason.
  *
- * Durability: `put` resolves once the row is committed. On SQLite that commit
+ * Durability: the chunk writer inserts a small chunk's row in the transaction that records its chunk row
+ * (insertInlineBlob), so both commit together or not at all. `put` resolves once the row is committed. On SQLite that commit
  * is not yet fsynced (synchronous = NORMAL; see group-sync.ts), but it is in
  * the same write-ahead log as every later commit, so a commit that points at
  * the blob cannot reach the disk without it: exactly the order the chunk
@@ -17,6 +18,7 @@
 import { Readable } from 'node:stream';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
+import type { Executor } from '../repositories/executor.ts';
 import {
   assertValidKey,
   assertValidPrefix,
@@ -29,6 +31,18 @@ import {
 
 /** A blob's size, read from its bytes (SQLite and PostgreSQL both have octet_length; neither reads the bytes for it). */
 const SIZE = sql<number>`octet_length(data)`.as('size');
+
+/**
+ * Writes one blob row with whatever executor the caller holds: the chunk writer records a small chunk's bytes in the
+ * same transaction as the chunk row that names it (one commit instead of two, and atomic), `put` in a statement of its own.
+ */
+export async function insertInlineBlob(db: Executor, key: string, data: Uint8Array): Promise<void> {
+  assertValidKey(key);
+  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  await db.insertInto('inline_blobs').values({ key, data: bytes })
+    .onConflict((oc) => oc.column('key').doUpdateSet((eb) => ({ data: eb.ref('excluded.data') })))
+    .execute();
+}
 
 export class DatabaseBlobStore implements BlobStore {
   readonly kind = 'database';
@@ -43,11 +57,7 @@ export class DatabaseBlobStore implements BlobStore {
 
   async put(key: string, data: Uint8Array, opts?: PutOptions): Promise<void> {
     try {
-      assertValidKey(key);
-      const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-      await this.#db.insertInto('inline_blobs').values({ key, data: bytes })
-        .onConflict((oc) => oc.column('key').doUpdateSet((eb) => ({ data: eb.ref('excluded.data') })))
-        .execute();
+      await insertInlineBlob(this.#db, key, data);
     } finally {
       opts?.onWritten?.(); // the driver has copied the bytes (or failed)
     }

@@ -19,6 +19,7 @@ import { uploadRepository } from '../repositories/upload.repository.ts';
 import type { Executor } from '../repositories/executor.ts';
 import type { ChunkRef } from '../repositories/version.repository.ts';
 import type { ServiceDeps } from './context.ts';
+import { insertInlineBlob } from '../blobstore/database.blob-store.ts';
 import { releaseChunkBuffer } from './chunk-buffers.ts';
 
 /**
@@ -77,6 +78,8 @@ export class ChunkWriter {
   private inFlightBytes = 0;
   /** Stored blobs whose rows are not written yet. */
   private unrecorded: ChunkRow[] = [];
+  /** The bytes of small chunks among them, by blob key: written with their rows (see record()). */
+  private readonly inlineBytes = new Map<string, Buffer>();
   /** Existing chunks this upload uses, not yet referenced from its lease. */
   private unreferenced: string[] = [];
   private uploadId: string | null = null;
@@ -172,13 +175,19 @@ export class ChunkWriter {
     }
     const duplicates: string[] = [];
     for (const row of rows) {
-      if (!(await chunkRepository.insertIfAbsent(trx, row))) {
+      const inline = this.inlineBytes.get(row.blob_key);
+      this.inlineBytes.delete(row.blob_key);
+      if (await chunkRepository.insertIfAbsent(trx, row)) {
+        if (inline) await insertInlineBlob(trx, row.blob_key, inline);
+        existing.push(row.id);
+      } else {
+        // The owner gained this chunk meanwhile (a concurrent upload): use theirs; ours is deleted after commit (a small one was never written).
         const winner = await trx.selectFrom('chunks').select('id').where('owner_id', '=', row.owner_id).where('hash', '=', row.hash).executeTakeFirstOrThrow();
         for (const r of this.refs) if (r.chunkId === row.id) r.chunkId = winner.id;
         this.known.set(row.hash, Promise.resolve(winner.id));
-        duplicates.push(row.blob_key);
+        if (!inline) duplicates.push(row.blob_key);
         existing.push(winner.id);
-      } else existing.push(row.id);
+      }
     }
     if (this.uploadId) {
       for (const id of existing) await chunkRepository.reference(trx, this.uploadId, id);
@@ -237,7 +246,13 @@ export class ChunkWriter {
     const inline = inlineMax > 0 && data.byteLength <= inlineMax;
     const blobKey = inline ? `${INLINE_KEY_PREFIX}${this.ownerId}/${hash}.${newGeneration(now)}` : `${CHUNK_KEY_PREFIX}${this.ownerId}/${hash.slice(0, 2)}/${hash}.${newGeneration(now)}`;
     const row: ChunkRow = { id: newId(), owner_id: this.ownerId, hash, size: data.byteLength, blob_key: blobKey, created_at: now };
-    await blobs.put(row.blob_key, data, { onWritten: written });
+    if (inline) {
+      // Kept until record() writes it beside its chunk row, in one transaction (the buffer goes back to the pool now).
+      this.inlineBytes.set(blobKey, Buffer.from(data));
+      written();
+    } else {
+      await blobs.put(row.blob_key, data, { onWritten: written });
+    }
     this.unrecorded.push(row);
     return row.id;
   }

@@ -30,6 +30,8 @@ export interface UploadTarget {
   name?: string;
   /** …or a new version of the existing file `itemId`. */
   itemId?: string;
+  /** The folder `parentId` as the caller has just read it (a live folder): the check before the body is read need not read it again. */
+  parent?: ItemRow;
 }
 
 export interface UploadConditions {
@@ -102,7 +104,7 @@ export class UploadService {
     if (cond.expectedLength !== undefined && this.limits.maxUploadBytes > 0 && cond.expectedLength > this.limits.maxUploadBytes) {
       throw new CofferError('PAYLOAD_TOO_LARGE', undefined, { limit: this.limits.maxUploadBytes });
     }
-    const existing = await findTarget(db, this.tree, p, { ...target, name });
+    const existing = await findTarget(db, this.tree, p, { ...target, name }, target.parent);
     checkConditions(existing, cond);
     if (cond.expectedLength !== undefined) {
       const user = await userRepository.findById(db, p.userId);
@@ -192,13 +194,15 @@ export async function writeFile(trx: Executor, deps: Pick<ServiceDeps, 'clock'>,
  * live file), or the live child of that name in the live target folder
  * (a folder of that name is a NAME_CONFLICT). `target.name` must be normalized.
  */
-async function findTarget(db: Executor, tree: TreeService, p: Principal, target: UploadTarget): Promise<ItemRow | undefined> {
+async function findTarget(db: Executor, tree: TreeService, p: Principal, target: UploadTarget,
+  /** The parent folder, live, as just read outside any transaction: only the check before the body may use it; a commit reads it again. */
+  parentRead?: ItemRow): Promise<ItemRow | undefined> {
   if (target.itemId) {
     const item = await tree.getLive(p, target.itemId, db);
     if (item.kind !== 'file') throw new CofferError('NOT_A_FILE');
     return item;
   }
-  await tree.getLiveFolder(p, target.parentId!, db);
+  if (parentRead?.id !== target.parentId) await tree.getLiveFolder(p, target.parentId!, db);
   const existing = await itemRepository.findLiveChild(db, target.parentId!, target.name!);
   if (existing?.kind === 'folder') throw new CofferError('NAME_CONFLICT', 'A folder with this name already exists.', { name: target.name });
   return existing;

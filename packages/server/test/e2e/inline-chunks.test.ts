@@ -113,6 +113,20 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       }
     });
 
+    it('a small chunk is written with its chunk row, in one transaction: an upload refused at commit leaves no row behind', async (t) => {
+      if (skip) return t.skip(skip);
+      const tight = await ts!.user(`tight-${dialect}`, { quotaBytes: 1000 });
+      const before = (await inlineRows(ts!)).length;
+      // No Content-Length (a stream), so the quota can only be checked when the upload commits.
+      const body = new ReadableStream({ start(c) { c.enqueue(randomBytes(4 * KiB)); c.close(); } });
+      const r = await tight.fetch('/api/v1/content/over.bin', { method: 'PUT', body, duplex: 'half' } as RequestInit);
+      const err = await r.json() as { error: { code: string } };
+      assert.equal(err.error.code, 'QUOTA_EXCEEDED');
+      assert.equal((await inlineRows(ts!)).length, before, 'no orphaned row waiting for the sweep');
+      const chunks = await ts!.server.coffer.metadata.db.selectFrom('chunks').select('id').where('owner_id', '=', tight.userId!).execute();
+      assert.deepEqual(chunks, []);
+    });
+
     it('the same bytes again are deduplicated: no second row', async (t) => {
       if (skip) return t.skip(skip);
       const before = (await inlineRows(ts!)).length;

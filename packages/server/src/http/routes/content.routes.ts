@@ -38,7 +38,7 @@ export const contentRoutes: RoutePlugin = async (app, s) => {
   }, async (req, reply) => {
     const p = principalOf(req);
     const { parent, name } = await s.tree.resolveParentOf(p, req.params['*']);
-    const r = await s.upload.upload(p, { parentId: parent.id, name }, req.raw, conditions(req));
+    const r = await s.upload.upload(p, { parentId: parent.id, parent, name }, req.raw, conditions(req));
     return reply.code(r.created ? 201 : 200).header('etag', itemDto(r.item).etag).send(itemDto(r.item));
   });
 
