@@ -54,6 +54,19 @@ export const versionRepository = {
       .where('version_chunks.version_id', '=', versionId).orderBy('version_chunks.seq').execute();
   },
 
+  /**
+   * The manifest with the bytes of every chunk kept in the metadata database (`data`; null for chunks stored
+   * elsewhere, or a row that is missing): a small file is read in one query. Only for versions small enough to
+   * hold in memory.
+   */
+  async manifestWithSmallChunks(db: Executor, versionId: string): Promise<(ManifestEntry & { data: Buffer | null })[]> {
+    const rows = await db.selectFrom('version_chunks').innerJoin('chunks', 'chunks.id', 'version_chunks.chunk_id')
+      .leftJoin('inline_blobs', 'inline_blobs.key', 'chunks.blob_key')
+      .select(['version_chunks.seq', 'version_chunks.offset', 'version_chunks.size', 'chunks.blob_key', 'chunks.hash', 'inline_blobs.data'])
+      .where('version_chunks.version_id', '=', versionId).orderBy('version_chunks.seq').execute();
+    return rows.map((r) => ({ ...r, data: (r.data as Buffer | null) ?? null }));
+  },
+
   async delete(db: Executor, versionId: string): Promise<void> {
     await db.deleteFrom('versions').where('id', '=', versionId).execute();
   },

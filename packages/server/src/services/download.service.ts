@@ -22,7 +22,8 @@ export interface ContentPlan {
   size: number;
   /** The bytes served: the range, or the whole file. */
   range: ByteRange | null;
-  segments: { key: string; seq: number; start: number; end: number }[];
+  /** `bytes`: the whole chunk, when the manifest query brought it along (a small chunk of a small file). */
+  segments: { key: string; seq: number; start: number; end: number; bytes?: Uint8Array }[];
 }
 
 /**
@@ -75,13 +76,17 @@ export class DownloadService {
     const vid = versionId ?? item.version_id;
     const version = versionId ? await versionRepository.findById(this.deps.db, item.id, versionId) : vid ? { id: vid, size: item.size } : undefined;
     if (!version) throw new CofferError('NOT_FOUND', 'No such version.');
-    const manifest = await versionRepository.manifest(this.deps.db, version.id);
+    // A file small enough to answer from memory brings its database-kept chunks along: one query, not one more per chunk.
+    const manifest: (ManifestEntry & { data?: Buffer | null })[] = version.size <= IN_MEMORY_LIMIT
+      ? await versionRepository.manifestWithSmallChunks(this.deps.db, version.id)
+      : await versionRepository.manifest(this.deps.db, version.id);
     // The item row was read before the manifest: a file purged in between (emptied from the bin) has none left.
     if (!versionId && manifestBytes(manifest) !== version.size) throw new CofferError('NOT_FOUND', 'No such version.');
     const from = range?.start ?? 0;
     const to = range?.end ?? version.size - 1;
-    const segments = manifest.filter((c) => c.offset + c.size > from && c.offset <= to).map((c: ManifestEntry) => ({
+    const segments = manifest.filter((c) => c.offset + c.size > from && c.offset <= to).map((c) => ({
       key: c.blob_key, seq: c.seq, start: Math.max(0, from - c.offset), end: Math.min(c.size - 1, to - c.offset),
+      ...(c.data ? { bytes: c.data } : {}),
     }));
     return { size: version.size, range, segments };
   }
@@ -91,7 +96,8 @@ export class DownloadService {
    * localFiles() makes the same check itself; a plan streamed from elsewhere, or a HEAD, calls this.
    */
   async firstChunkStored(plan: ContentPlan): Promise<void> {
-    if (plan.segments.length && !(await this.deps.blobs.stat(plan.segments[0].key))) throw missingChunk();
+    const first = plan.segments[0];
+    if (first && !first.bytes && !(await this.deps.blobs.stat(first.key))) throw missingChunk();
   }
 
   /**
@@ -113,7 +119,7 @@ export class DownloadService {
       }
       inMemory += s.end - s.start + 1;
       if (inMemory > IN_MEMORY_LIMIT) return null;
-      files.push({ path: s.key, start: s.start, end: s.end, bytes: await this.read(s.key, s.seq) }); // a missing blob throws here
+      files.push({ path: s.key, start: s.start, end: s.end, bytes: s.bytes ?? await this.read(s.key, s.seq) }); // a missing blob throws here
     }
     return files;
   }
@@ -142,7 +148,8 @@ export class DownloadService {
 
   private async *streamSegments(plan: ContentPlan): AsyncGenerator<Buffer> {
     for (const s of plan.segments) {
-      for await (const buf of await this.open(s.key, s.seq, { start: s.start, end: s.end })) yield buf as Buffer;
+      if (s.bytes) yield Buffer.from(s.bytes.buffer, s.bytes.byteOffset + s.start, s.end - s.start + 1);
+      else for await (const buf of await this.open(s.key, s.seq, { start: s.start, end: s.end })) yield buf as Buffer;
     }
   }
 }
