@@ -7,7 +7,7 @@
  * for one) keep small objects beside their metadata for the same reason.
  *
  * Durability: the chunk writer inserts a small chunk's row in the transaction that records its chunk row
- * (insertInlineBlob), so both commit together or not at all. `put` resolves once the row is committed. On SQLite that commit
+ * (insertInlineBlobs), so both commit together or not at all. `put` resolves once the row is committed. On SQLite that commit
  * is not yet fsynced (synchronous = NORMAL; see group-sync.ts), but it is in
  * the same write-ahead log as every later commit, so a commit that points at
  * the blob cannot reach the disk without it: exactly the order the chunk
@@ -33,15 +33,20 @@ import {
 const SIZE = sql<number>`octet_length(data)`.as('size');
 
 /**
- * Writes one blob row with whatever executor the caller holds: the chunk writer records a small chunk's bytes in the
- * same transaction as the chunk row that names it (one commit instead of two, and atomic), `put` in a statement of its own.
+ * Writes blob rows with whatever executor the caller holds: the chunk writer records small chunks' bytes in the
+ * same transaction as the chunk rows that name them (one commit, and atomic), `put` in a statement of its own.
+ * Small blobs only: a statement carries up to 64 of them.
  */
-export async function insertInlineBlob(db: Executor, key: string, data: Uint8Array): Promise<void> {
-  assertValidKey(key);
-  const bytes = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-  await db.insertInto('inline_blobs').values({ key, data: bytes })
-    .onConflict((oc) => oc.column('key').doUpdateSet((eb) => ({ data: eb.ref('excluded.data') })))
-    .execute();
+export async function insertInlineBlobs(db: Executor, blobs: readonly { key: string; data: Uint8Array }[]): Promise<void> {
+  for (let i = 0; i < blobs.length; i += 64) {
+    const rows = blobs.slice(i, i + 64).map(({ key, data }) => {
+      assertValidKey(key);
+      return { key, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
+    });
+    await db.insertInto('inline_blobs').values(rows)
+      .onConflict((oc) => oc.column('key').doUpdateSet((eb) => ({ data: eb.ref('excluded.data') })))
+      .execute();
+  }
 }
 
 export class DatabaseBlobStore implements BlobStore {
@@ -57,7 +62,7 @@ export class DatabaseBlobStore implements BlobStore {
 
   async put(key: string, data: Uint8Array, opts?: PutOptions): Promise<void> {
     try {
-      await insertInlineBlob(this.#db, key, data);
+      await insertInlineBlobs(this.#db, [{ key, data }]);
     } finally {
       opts?.onWritten?.(); // the driver has copied the bytes (or failed)
     }

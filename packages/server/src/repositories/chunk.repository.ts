@@ -9,6 +9,9 @@ import type { Executor } from './executor.ts';
 
 export type ChunkRow = Selectable<ChunksTable>;
 
+/** Rows per multi-row statement: 6 columns × 150 stays far below SQLite's and PostgreSQL's bound-parameter limits. */
+const ROWS_PER_STATEMENT = 150;
+
 export const chunkRepository = {
   /** References an existing chunk from an upload; returns its id, or undefined when the owner has no such chunk. */
   async referenceExisting(db: Executor, uploadId: string, ownerId: string, hash: string): Promise<string | undefined> {
@@ -19,14 +22,38 @@ export const chunkRepository = {
     return row.id;
   },
 
-  /** Inserts a freshly stored chunk; returns false when the owner already had that hash (a concurrent upload won). */
-  async insertIfAbsent(db: Executor, row: ChunkRow): Promise<boolean> {
-    const r = await db.insertInto('chunks').values(row).onConflict((oc) => oc.columns(['owner_id', 'hash']).doNothing()).executeTakeFirst();
-    return Number(r.numInsertedOrUpdatedRows ?? 0n) > 0;
+  /**
+   * Inserts freshly stored chunks, a statement per ROWS_PER_STATEMENT; returns the ids of those inserted. A row
+   * left out met a chunk the owner already had under that hash (a concurrent upload won).
+   */
+  async insertManyIfAbsent(db: Executor, rows: readonly ChunkRow[]): Promise<Set<string>> {
+    const inserted = new Set<string>();
+    for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
+      const got = await db.insertInto('chunks').values(rows.slice(i, i + ROWS_PER_STATEMENT))
+        .onConflict((oc) => oc.columns(['owner_id', 'hash']).doNothing()).returning('id').execute();
+      for (const r of got) inserted.add(r.id);
+    }
+    return inserted;
   },
 
-  async reference(db: Executor, uploadId: string, chunkId: string): Promise<void> {
-    await db.insertInto('upload_chunks').values({ upload_id: uploadId, chunk_id: chunkId }).onConflict((oc) => oc.doNothing()).execute();
+  /** The owner's chunk ids for these hashes. */
+  async idsByHash(db: Executor, ownerId: string, hashes: readonly string[]): Promise<Map<string, string>> {
+    const ids = new Map<string, string>();
+    for (let i = 0; i < hashes.length; i += ROWS_PER_STATEMENT) {
+      const rows = await db.selectFrom('chunks').select(['id', 'hash']).where('owner_id', '=', ownerId)
+        .where('hash', 'in', hashes.slice(i, i + ROWS_PER_STATEMENT)).execute();
+      for (const r of rows) ids.set(r.hash, r.id);
+    }
+    return ids;
+  },
+
+  /** References chunks from an upload (the lease keeps the collector off them). */
+  async referenceMany(db: Executor, uploadId: string, chunkIds: readonly string[]): Promise<void> {
+    const ids = [...new Set(chunkIds)];
+    for (let i = 0; i < ids.length; i += ROWS_PER_STATEMENT) {
+      await db.insertInto('upload_chunks').values(ids.slice(i, i + ROWS_PER_STATEMENT).map((chunk_id) => ({ upload_id: uploadId, chunk_id })))
+        .onConflict((oc) => oc.doNothing()).execute();
+    }
   },
 
   /** Chunks nothing references that are older than `cutoff`. */

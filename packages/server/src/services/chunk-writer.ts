@@ -19,7 +19,7 @@ import { uploadRepository } from '../repositories/upload.repository.ts';
 import type { Executor } from '../repositories/executor.ts';
 import type { ChunkRef } from '../repositories/version.repository.ts';
 import type { ServiceDeps } from './context.ts';
-import { insertInlineBlob } from '../blobstore/database.blob-store.ts';
+import { insertInlineBlobs } from '../blobstore/database.blob-store.ts';
 import { releaseChunkBuffer } from './chunk-buffers.ts';
 
 /**
@@ -174,23 +174,34 @@ export class ChunkWriter {
       throw new CofferError('STORAGE_UNAVAILABLE', 'Part of this upload waited too long to be recorded and may have been cleaned up; send it again.');
     }
     const duplicates: string[] = [];
+    const inserted = await chunkRepository.insertManyIfAbsent(trx, rows);
+    const small: { key: string; data: Buffer }[] = [];
+    const lost: ChunkRow[] = [];
     for (const row of rows) {
-      const inline = this.inlineBytes.get(row.blob_key);
+      const data = this.inlineBytes.get(row.blob_key);
       this.inlineBytes.delete(row.blob_key);
-      if (await chunkRepository.insertIfAbsent(trx, row)) {
-        if (inline) await insertInlineBlob(trx, row.blob_key, inline);
+      if (inserted.has(row.id)) {
+        if (data) small.push({ key: row.blob_key, data });
         existing.push(row.id);
       } else {
-        // The owner gained this chunk meanwhile (a concurrent upload): use theirs; ours is deleted after commit (a small one was never written).
-        const winner = await trx.selectFrom('chunks').select('id').where('owner_id', '=', row.owner_id).where('hash', '=', row.hash).executeTakeFirstOrThrow();
-        for (const r of this.refs) if (r.chunkId === row.id) r.chunkId = winner.id;
-        this.known.set(row.hash, Promise.resolve(winner.id));
-        if (!inline) duplicates.push(row.blob_key);
-        existing.push(winner.id);
+        lost.push(row);
+        if (!data) duplicates.push(row.blob_key); // ours is deleted after commit; a small one was never written
+      }
+    }
+    await insertInlineBlobs(trx, small);
+    if (lost.length) {
+      // The owner gained these chunks meanwhile (a concurrent upload): use theirs.
+      const winners = await chunkRepository.idsByHash(trx, this.ownerId, lost.map((r) => r.hash));
+      for (const row of lost) {
+        const winner = winners.get(row.hash);
+        if (!winner) throw new Error(`chunk ${row.hash} neither inserted nor found`);
+        for (const r of this.refs) if (r.chunkId === row.id) r.chunkId = winner;
+        this.known.set(row.hash, Promise.resolve(winner));
+        existing.push(winner);
       }
     }
     if (this.uploadId) {
-      for (const id of existing) await chunkRepository.reference(trx, this.uploadId, id);
+      await chunkRepository.referenceMany(trx, this.uploadId, existing);
       await uploadRepository.extend(trx, this.uploadId, this.deps.clock.now() + this.leaseMs);
     }
     return duplicates;

@@ -127,6 +127,36 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.deepEqual(chunks, []);
     });
 
+    it('the same new content uploaded four times at once: one chunk row per hash, the losers use the winner\'s, nothing left over', async (t) => {
+      if (skip) return t.skip(skip);
+      const racer = await ts!.user(`racer-${dialect}`);
+      const { metadata, services } = ts!.server.coffer;
+      // Several file chunks and a small tail: both kinds race.
+      const head = randomBytes(2 << 20);
+      const kept = cutAll(head).slice(0, -1).reduce((a, b) => a + b, 0);
+      const data = Buffer.concat([head.subarray(0, kept), randomBytes(5 * KiB)]);
+      const filesBefore = (await chunkFiles(ts!)).length;
+      const rowsBefore = (await inlineRows(ts!)).length;
+      await Promise.all([0, 1, 2, 3].map((i) => put(racer, `race-${i}.bin`, data)));
+      for (let i = 0; i < 4; i++) {
+        const r = await racer.fetch(`/api/v1/content/race-${i}.bin`);
+        assert.ok(Buffer.from(await r.arrayBuffer()).equals(data), `race-${i}.bin`);
+      }
+      const chunks = await metadata.db.selectFrom('chunks').select(['hash', 'blob_key']).where('owner_id', '=', racer.userId!).execute();
+      const n = cutAll(data).length;
+      assert.equal(chunks.length, n, 'one row per distinct chunk');
+      assert.equal(new Set(chunks.map((c) => c.hash)).size, n);
+      assert.equal((await chunkFiles(ts!)).length - filesBefore, n - 1, 'the losers\' chunk files were removed');
+      assert.equal((await inlineRows(ts!)).length - rowsBefore, 1, 'one row for the small tail');
+      assert.deepEqual((await services.check.check({ deep: true })).problems, []);
+      for (let i = 0; i < 4; i++) {
+        const item = await racer.json<{ id: string }>(`/api/v1/items/by-path?path=race-${i}.bin`);
+        assert.equal((await racer.fetch(`/api/v1/items/${item.body.id}`, { method: 'DELETE' })).status, 200);
+        assert.equal((await racer.fetch(`/api/v1/trash/${item.body.id}`, { method: 'DELETE' })).status, 204);
+      }
+      await services.maintenance.runAll({ graceMs: 0, orphanGraceMs: 0 });
+    });
+
     it('the same bytes again are deduplicated: no second row', async (t) => {
       if (skip) return t.skip(skip);
       const before = (await inlineRows(ts!)).length;
