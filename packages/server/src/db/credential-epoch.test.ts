@@ -67,6 +67,39 @@ describe('credential epoch (SQLite)', () => {
     assert.notEqual(epoch(), e0);
   });
 
+  it('moves while this connection is inside a transaction, where data_version cannot see another process commit', async () => {
+    let inside!: () => void;
+    let release!: () => void;
+    const reading = new Promise<void>((r) => { inside = r; });
+    const held = new Promise<void>((r) => { release = r; });
+    const trx = m.db.transaction().execute(async (t) => {
+      await t.selectFrom('items').selectAll().execute(); // a read: the transaction holds a snapshot
+      inside();
+      await held;
+    });
+    await reading;
+    try {
+      const during = epoch();
+      const other = new SQLite(join(dir, 'coffer.db'));
+      try {
+        other.prepare("update sessions set revoked_at = 1 where id = 'none'").run();
+      } finally {
+        other.close();
+      }
+      assert.notEqual(epoch(), during, 'another process may have revoked something: the epoch cannot stand still');
+    } finally {
+      release(); // a failed assertion must not leave the connection held for the tests that follow
+      await trx;
+    }
+  });
+
+  it('moves again when a write has run, not only when it was compiled (it may wait for the connection in between)', async () => {
+    const pending = m.db.updateTable('sessions').set({ revoked_at: 2 }).where('id', '=', 'none').execute();
+    const compiled = epoch(); // a credential read now would see the row as it was before the write
+    await pending;
+    assert.notEqual(epoch(), compiled);
+  });
+
   it('PostgreSQL has none: other processes write there unseen', async (t) => {
     const skip = await postgresUnavailable();
     if (skip) return t.skip(skip);

@@ -30,15 +30,21 @@ const DRIVE_COUNTERS = new Set(['change_seq', 'used_bytes', 'changes_pruned_thro
 export class CredentialEpoch implements KyselyPlugin {
   #epoch = 0;
   #dataVersion: number | null = null;
+  readonly #sqlite: SQLite.Database;
   readonly #dataVersionOf: SQLite.Statement<[], number>;
+  /** Statements that may change what a credential check reads, from compilation until their result is back. */
+  readonly #writes = new WeakSet<object>();
 
   constructor(sqlite: SQLite.Database) {
+    this.#sqlite = sqlite;
     this.#dataVersionOf = sqlite.prepare<[], number>('PRAGMA data_version').pluck();
   }
 
   /** The current epoch: the same number twice means nothing a credential check reads has changed in between. */
   current(): number {
-    // Read-only and synchronous: harmless beside a transaction another request holds open on this connection.
+    // Inside a transaction (another request's, on this one connection) data_version stays at the transaction's
+    // snapshot and would miss another process's commit: nothing can be known then, so the epoch moves.
+    if (this.#sqlite.inTransaction) return ++this.#epoch;
     const v = this.#dataVersionOf.get()!;
     if (v !== this.#dataVersion) {
       this.#dataVersion = v;
@@ -47,12 +53,20 @@ export class CredentialEpoch implements KyselyPlugin {
     return this.#epoch;
   }
 
+  /**
+   * Moves the epoch when a write is compiled and again when it has run: between the two it may be waiting for the
+   * connection, and a credential read meanwhile (the old row) must not be kept as if nothing had happened since.
+   */
   transformQuery(args: PluginTransformQueryArgs): RootOperationNode {
-    if (mayChangeCredentials(args.node)) this.#epoch++;
+    if (mayChangeCredentials(args.node)) {
+      this.#epoch++;
+      this.#writes.add(args.queryId);
+    }
     return args.node;
   }
 
   transformResult(args: PluginTransformResultArgs): Promise<QueryResult<UnknownRow>> {
+    if (this.#writes.has(args.queryId)) this.#epoch++;
     return Promise.resolve(args.result);
   }
 }

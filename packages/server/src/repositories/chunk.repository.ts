@@ -28,8 +28,11 @@ export const chunkRepository = {
    */
   async insertManyIfAbsent(db: Executor, rows: readonly ChunkRow[]): Promise<Set<string>> {
     const inserted = new Set<string>();
-    for (let i = 0; i < rows.length; i += ROWS_PER_STATEMENT) {
-      const got = await db.insertInto('chunks').values(rows.slice(i, i + ROWS_PER_STATEMENT))
+    // In hash order: two transactions inserting overlapping chunks then wait on their first common key, never on
+    // each other's (a deadlock on PostgreSQL).
+    const ordered = [...rows].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
+    for (let i = 0; i < ordered.length; i += ROWS_PER_STATEMENT) {
+      const got = await db.insertInto('chunks').values(ordered.slice(i, i + ROWS_PER_STATEMENT))
         .onConflict((oc) => oc.columns(['owner_id', 'hash']).doNothing()).returning('id').execute();
       for (const r of got) inserted.add(r.id);
     }
