@@ -7,10 +7,12 @@
  * - this connection writes (or is about to write) a table that a credential
  *   check reads: sessions, credentials, devices, or users — except an update
  *   that sets only the drive's counters, which every upload makes; a Kysely
- *   plugin sees every query as it is compiled, before it runs, whoever wrote
- *   it, so no repository can forget to tell;
+ *   plugin sees every query, whoever wrote it (so no repository can forget to
+ *   tell), and moves the epoch when a write is compiled and again when it has run;
  * - another connection committed anything (SQLite's `PRAGMA data_version`):
- *   an admin command in another process revoking sessions, say.
+ *   an admin command in another process revoking sessions, say;
+ * - it is asked while a transaction is open on the connection (data_version
+ *   cannot tell then), so nothing is kept or trusted during one.
  *
  * PostgreSQL has none: other server processes commit there, and nothing
  * would tell this one before its next request. It checks every credential

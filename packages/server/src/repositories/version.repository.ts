@@ -8,6 +8,13 @@ export type VersionRow = Selectable<VersionsTable>;
 export interface ManifestEntry { seq: number; offset: number; size: number; blob_key: string; hash: string }
 export interface ChunkRef { chunkId: string; size: number }
 
+/** A version's chunks in order, with where each is stored. */
+function manifestQuery(db: Executor, versionId: string) {
+  return db.selectFrom('version_chunks').innerJoin('chunks', 'chunks.id', 'version_chunks.chunk_id')
+    .select(['version_chunks.seq', 'version_chunks.offset', 'version_chunks.size', 'chunks.blob_key', 'chunks.hash'])
+    .where('version_chunks.version_id', '=', versionId).orderBy('version_chunks.seq');
+}
+
 export const versionRepository = {
   async insert(db: Executor, row: VersionRow, chunks: ChunkRef[]): Promise<void> {
     await db.insertInto('versions').values(row).execute();
@@ -49,9 +56,7 @@ export const versionRepository = {
   },
 
   async manifest(db: Executor, versionId: string): Promise<ManifestEntry[]> {
-    return db.selectFrom('version_chunks').innerJoin('chunks', 'chunks.id', 'version_chunks.chunk_id')
-      .select(['version_chunks.seq', 'version_chunks.offset', 'version_chunks.size', 'chunks.blob_key', 'chunks.hash'])
-      .where('version_chunks.version_id', '=', versionId).orderBy('version_chunks.seq').execute();
+    return manifestQuery(db, versionId).execute();
   },
 
   /**
@@ -60,10 +65,7 @@ export const versionRepository = {
    * hold in memory.
    */
   async manifestWithSmallChunks(db: Executor, versionId: string): Promise<(ManifestEntry & { data: Buffer | null })[]> {
-    const rows = await db.selectFrom('version_chunks').innerJoin('chunks', 'chunks.id', 'version_chunks.chunk_id')
-      .leftJoin('inline_blobs', 'inline_blobs.key', 'chunks.blob_key')
-      .select(['version_chunks.seq', 'version_chunks.offset', 'version_chunks.size', 'chunks.blob_key', 'chunks.hash', 'inline_blobs.data'])
-      .where('version_chunks.version_id', '=', versionId).orderBy('version_chunks.seq').execute();
+    const rows = await manifestQuery(db, versionId).leftJoin('inline_blobs', 'inline_blobs.key', 'chunks.blob_key').select('inline_blobs.data').execute();
     return rows.map((r) => ({ ...r, data: (r.data as Buffer | null) ?? null }));
   },
 
