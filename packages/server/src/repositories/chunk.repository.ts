@@ -6,20 +6,30 @@
 import { sql, type Selectable } from 'kysely';
 import type { ChunksTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
+import { preparedQuery, type Params } from '../db/prepared-query.ts';
 
 export type ChunkRow = Selectable<ChunksTable>;
 
 /** Rows per multi-row statement: 6 columns × 150 stays far below SQLite's and PostgreSQL's bound-parameter limits. */
 const ROWS_PER_STATEMENT = 150;
 
+/** Deduplication asks this for every chunk of every upload. */
+const chunkIdByHash = preparedQuery((db, p: Params<{ ownerId: string; hash: string }>) => db.selectFrom('chunks').select('id')
+  .where('owner_id', '=', p('ownerId')).where('hash', '=', p('hash')));
+
 export const chunkRepository = {
+  /** The id of the owner's chunk with this content hash, if the drive has one. */
+  async idByHash(db: Executor, ownerId: string, hash: string): Promise<string | undefined> {
+    return (await chunkIdByHash.first(db, { ownerId, hash }))?.id;
+  },
+
   /** References an existing chunk from an upload; returns its id, or undefined when the owner has no such chunk. */
   async referenceExisting(db: Executor, uploadId: string, ownerId: string, hash: string): Promise<string | undefined> {
-    const row = await db.selectFrom('chunks').select('id').where('owner_id', '=', ownerId).where('hash', '=', hash).executeTakeFirst();
-    if (!row) return undefined;
-    await db.insertInto('upload_chunks').values({ upload_id: uploadId, chunk_id: row.id })
+    const id = await chunkRepository.idByHash(db, ownerId, hash);
+    if (!id) return undefined;
+    await db.insertInto('upload_chunks').values({ upload_id: uploadId, chunk_id: id })
       .onConflict((oc) => oc.doNothing()).execute();
-    return row.id;
+    return id;
   },
 
   /**

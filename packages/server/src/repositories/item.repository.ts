@@ -6,11 +6,18 @@
 import { sql, type Selectable } from 'kysely';
 import type { ItemsTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
+import { preparedQuery, type Params } from '../db/prepared-query.ts';
 
 export type ItemRow = Selectable<ItemsTable>;
 export type SortKey = 'name' | 'modified' | 'size';
 
 const SORT_COLUMN = { name: 'name', modified: 'modified_at', size: 'size' } as const;
+
+const itemById = preparedQuery((db, p: Params<{ ownerId: string; id: string }>) => db.selectFrom('items').selectAll()
+  .where('id', '=', p('id')).where('owner_id', '=', p('ownerId')));
+/** The path walk runs this once per level of every request by path. */
+const liveChildByName = preparedQuery((db, p: Params<{ parentId: string; name: string }>) => db.selectFrom('items').selectAll()
+  .where('parent_id', '=', p('parentId')).where('name', '=', p('name')).where('trashed_at', 'is', null));
 
 export const itemRepository = {
   async insert(db: Executor, row: ItemRow): Promise<void> {
@@ -18,13 +25,11 @@ export const itemRepository = {
   },
 
   async findById(db: Executor, ownerId: string, id: string): Promise<ItemRow | undefined> {
-    return db.selectFrom('items').selectAll().where('id', '=', id).where('owner_id', '=', ownerId).executeTakeFirst();
+    return itemById.first(db, { ownerId, id });
   },
 
   async findLiveChild(db: Executor, parentId: string, name: string): Promise<ItemRow | undefined> {
-    return db.selectFrom('items').selectAll()
-      .where('parent_id', '=', parentId).where('name', '=', name).where('trashed_at', 'is', null)
-      .executeTakeFirst();
+    return liveChildByName.first(db, { parentId, name });
   },
 
   async listLiveChildren(db: Executor, parentId: string, opts: { sort: SortKey; order: 'asc' | 'desc'; limit: number; offset: number }): Promise<ItemRow[]> {

@@ -6,6 +6,7 @@
 import type { Selectable } from 'kysely';
 import type { CredentialKind, CredentialsTable, SessionsTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
+import { preparedQuery, type Params } from '../db/prepared-query.ts';
 
 export type SessionRow = Selectable<SessionsTable>;
 export type CredentialRow = Selectable<CredentialsTable>;
@@ -22,6 +23,17 @@ export interface AuthenticatedCredential {
   wipe_confirmed_at: number | null;
 }
 
+const credentialByHash = preparedQuery((db, p: Params<{ hash: string }>) => db.selectFrom('credentials')
+  .innerJoin('sessions', 'sessions.id', 'credentials.session_id')
+  .innerJoin('users', 'users.id', 'sessions.user_id')
+  .innerJoin('devices', 'devices.id', 'sessions.device_id')
+  .selectAll('sessions')
+  .select([
+    'credentials.kind as credential_kind', 'credentials.expires_at as credential_expires_at', 'credentials.used_at as credential_used_at',
+    'users.username', 'users.root_id', 'users.is_admin', 'devices.wipe_requested_at', 'devices.wipe_confirmed_at',
+  ])
+  .where('credentials.hash', '=', p('hash')));
+
 export const sessionRepository = {
   async insert(db: Executor, row: SessionRow): Promise<void> {
     await db.insertInto('sessions').values(row).execute();
@@ -37,17 +49,7 @@ export const sessionRepository = {
       .selectAll('sessions').select('devices.wipe_requested_at').where('sessions.id', '=', id).executeTakeFirst();
   },
   async findByCredential(db: Executor, hash: string): Promise<AuthenticatedCredential | undefined> {
-    const row = await db.selectFrom('credentials')
-      .innerJoin('sessions', 'sessions.id', 'credentials.session_id')
-      .innerJoin('users', 'users.id', 'sessions.user_id')
-      .innerJoin('devices', 'devices.id', 'sessions.device_id')
-      .selectAll('sessions')
-      .select([
-        'credentials.kind as credential_kind', 'credentials.expires_at as credential_expires_at', 'credentials.used_at as credential_used_at',
-        'users.username', 'users.root_id', 'users.is_admin', 'devices.wipe_requested_at', 'devices.wipe_confirmed_at',
-      ])
-      .where('credentials.hash', '=', hash)
-      .executeTakeFirst();
+    const row = await credentialByHash.first(db, { hash });
     if (!row) return undefined;
     const { credential_kind, credential_expires_at, credential_used_at, username, root_id, is_admin, wipe_requested_at, wipe_confirmed_at, ...session } = row;
     return { credential_kind, credential_expires_at, credential_used_at, session, username, root_id, is_admin, wipe_requested_at, wipe_confirmed_at };

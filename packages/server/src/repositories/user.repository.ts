@@ -2,15 +2,18 @@
 import type { Selectable } from 'kysely';
 import type { UsersTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
+import { preparedQuery, type Params } from '../db/prepared-query.ts';
 
 export type UserRow = Selectable<UsersTable>;
+
+const userById = preparedQuery((db, p: Params<{ id: string }>) => db.selectFrom('users').selectAll().where('id', '=', p('id')));
 
 export const userRepository = {
   async insert(db: Executor, row: UserRow): Promise<void> {
     await db.insertInto('users').values(row).execute();
   },
   async findById(db: Executor, id: string): Promise<UserRow | undefined> {
-    return db.selectFrom('users').selectAll().where('id', '=', id).executeTakeFirst();
+    return userById.first(db, { id });
   },
   async findByUsername(db: Executor, username: string): Promise<UserRow | undefined> {
     return db.selectFrom('users').selectAll().where('username', '=', username).executeTakeFirst();

@@ -3,6 +3,7 @@ import type { Selectable } from 'kysely';
 import { CofferError } from '@coffer/protocol';
 import type { VersionsTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
+import { preparedQuery, type Params } from '../db/prepared-query.ts';
 
 export type VersionRow = Selectable<VersionsTable>;
 export interface ManifestEntry { seq: number; offset: number; size: number; blob_key: string; hash: string }
@@ -14,6 +15,11 @@ function manifestQuery(db: Executor, versionId: string) {
     .select(['version_chunks.seq', 'version_chunks.offset', 'version_chunks.size', 'chunks.blob_key', 'chunks.hash'])
     .where('version_chunks.version_id', '=', versionId).orderBy('version_chunks.seq');
 }
+
+const manifestOf = preparedQuery((db, p: Params<{ versionId: string }>) => manifestQuery(db, p('versionId')));
+/** Every download of a small file runs this. */
+const manifestWithSmallChunksOf = preparedQuery((db, p: Params<{ versionId: string }>) =>
+  manifestQuery(db, p('versionId')).leftJoin('inline_blobs', 'inline_blobs.key', 'chunks.blob_key').select('inline_blobs.data'));
 
 export const versionRepository = {
   async insert(db: Executor, row: VersionRow, chunks: ChunkRef[]): Promise<void> {
@@ -56,7 +62,7 @@ export const versionRepository = {
   },
 
   async manifest(db: Executor, versionId: string): Promise<ManifestEntry[]> {
-    return manifestQuery(db, versionId).execute();
+    return manifestOf.all(db, { versionId });
   },
 
   /**
@@ -65,7 +71,7 @@ export const versionRepository = {
    * hold in memory.
    */
   async manifestWithSmallChunks(db: Executor, versionId: string): Promise<(ManifestEntry & { data: Buffer | null })[]> {
-    const rows = await manifestQuery(db, versionId).leftJoin('inline_blobs', 'inline_blobs.key', 'chunks.blob_key').select('inline_blobs.data').execute();
+    const rows = await manifestWithSmallChunksOf.all(db, { versionId });
     return rows.map((r) => ({ ...r, data: (r.data as Buffer | null) ?? null }));
   },
 

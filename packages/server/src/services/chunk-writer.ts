@@ -247,10 +247,10 @@ export class ChunkWriter {
   /** Stores a chunk unless the drive has it; resolves with its id once it is durable (`written`: see BlobStore.put). */
   private async store(hash: string, data: Uint8Array, written: () => void): Promise<string> {
     const { db, blobs, clock } = this.deps;
-    const found = await db.selectFrom('chunks').select('id').where('owner_id', '=', this.ownerId).where('hash', '=', hash).executeTakeFirst();
+    const found = await chunkRepository.idByHash(db, this.ownerId, hash);
     if (found) {
-      this.unreferenced.push(found.id);
-      return found.id;
+      this.unreferenced.push(found);
+      return found;
     }
     const now = clock.now();
     const inlineMax = this.deps.inlineMaxBytes ?? 0;
