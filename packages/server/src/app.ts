@@ -105,7 +105,7 @@ export async function createCoffer(config: Config, opts: {
   clock?: Clock; publisher?: ChangePublisher; revocations?: RevocationPublisher; push?: PushHub; logger?: Logger; publicUrl?: () => string;
 } = {}): Promise<Coffer> {
   const logger = opts.logger ?? pino({ level: config.logLevel });
-  const metadata = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: resolve(config.dataDir) });
+  const metadata = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: resolve(config.dataDir), sqliteCacheMib: config.sqliteCacheMib });
   // Small chunks live in the metadata database whatever the setting says now: ones stored earlier must stay readable.
   const blobs = new RoutedBlobStore(await createBlobStore(config), { prefix: INLINE_KEY_PREFIX, store: new DatabaseBlobStore(metadata.db) });
   try {

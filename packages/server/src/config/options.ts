@@ -36,6 +36,7 @@ export const OPTIONS = [
   { key: 'maxVersionsPerFile', flag: '--max-versions', env: 'COFFER_MAX_VERSIONS', type: 'integer', default: 100, help: 'earlier versions kept per file at most' },
   { key: 'maxUploadBytes', flag: '--max-upload-bytes', env: 'COFFER_MAX_UPLOAD_BYTES', type: 'integer', default: 0, help: 'largest single upload in bytes (0 = no limit beyond quota)' },
   { key: 'inlineMaxBytes', flag: '--inline-max-bytes', env: 'COFFER_INLINE_MAX_BYTES', type: 'integer', default: 16384, max: 65536, help: 'chunks up to this many bytes are kept in the metadata database instead of a file or object each (0 = never; chunks already kept there stay readable)' },
+  { key: 'sqliteCacheMib', flag: '--sqlite-cache-mib', env: 'COFFER_SQLITE_CACHE_MIB', type: 'integer', default: 64, max: 65536, help: 'memory SQLite may keep of the metadata database\'s pages, in MiB (small files are read from it; SQLite only)' },
   { key: 'maxJsonBodyBytes', flag: '--max-json-body', env: 'COFFER_MAX_JSON_BODY_BYTES', type: 'integer', default: 1048576, help: 'largest JSON request body in bytes' },
   { key: 'maxHeaderBytes', flag: '--max-header-bytes', env: 'COFFER_MAX_HEADER_BYTES', type: 'integer', default: 16384, help: 'largest request header block in bytes' },
   { key: 'jobIntervalSeconds', flag: '--job-interval', env: 'COFFER_JOB_INTERVAL_SECONDS', type: 'integer', default: 3600, help: 'seconds between maintenance runs (trash, versions, garbage collection)' },

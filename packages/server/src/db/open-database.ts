@@ -37,7 +37,10 @@ export function isPostgresUrl(url: string | null | undefined): url is string {
   return !!url && /^postgres(ql)?:\/\//.test(url);
 }
 
-export async function openDatabase(opts: { databaseUrl: string | null; dataDir: string; migrate?: boolean }): Promise<MetadataDb> {
+/** SQLite's page cache when the caller does not say (its own default is 2 MiB; see the sqliteCacheMib setting). */
+const DEFAULT_SQLITE_CACHE_MIB = 64;
+
+export async function openDatabase(opts: { databaseUrl: string | null; dataDir: string; migrate?: boolean; sqliteCacheMib?: number }): Promise<MetadataDb> {
   let db: Kysely<Database>;
   let dialect: DialectName;
   let groupSync: GroupSync | null = null;
@@ -58,6 +61,8 @@ export async function openDatabase(opts: { databaseUrl: string | null; dataDir: 
     sqlite.pragma('synchronous = NORMAL'); // commits are fsynced by GroupSync before a request is answered
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('busy_timeout = 5000');
+    // Small files' bytes live in this database (inline_blobs): pages kept here are read without a system call.
+    sqlite.pragma(`cache_size = ${-1024 * Math.max(1, Math.floor(opts.sqliteCacheMib ?? DEFAULT_SQLITE_CACHE_MIB))}`);
     epoch = new CredentialEpoch(sqlite);
     db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }), plugins: [epoch] });
     groupSync = new GroupSync(`${file}-wal`);
