@@ -5,6 +5,7 @@ import * as changeFeed from './0002-change-feed.ts';
 import * as accounts from './0003-accounts.ts';
 import * as deviceLogin from './0004-device-login.ts';
 import * as inlineBlobs from './0005-inline-blobs.ts';
+import * as partialTrashIndexes from './0006-partial-trash-indexes.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
@@ -12,6 +13,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0003-accounts': accounts,
   '0004-device-login': deviceLogin,
   '0005-inline-blobs': inlineBlobs,
+  '0006-partial-trash-indexes': partialTrashIndexes,
 };
 
 export const migrationProvider: MigrationProvider = {
