@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import SQLite from 'better-sqlite3';
 import { openDatabase, type MetadataDb } from './open-database.ts';
+import { sessionRepository } from '../repositories/session.repository.ts';
 import { createTestDatabase, postgresUnavailable } from '../../test/support/postgres.ts';
 
 describe('credential epoch (SQLite)', () => {
@@ -49,6 +50,29 @@ describe('credential epoch (SQLite)', () => {
       }).catch(() => {})],
     ];
     for (const [what, step] of steps) {
+      const before = epoch();
+      await step();
+      assert.notEqual(epoch(), before, what);
+    }
+  });
+
+  it('a session\'s or device\'s activity alone leaves it (the cache is told instead); with anything else it moves', async () => {
+    await m.db.insertInto('devices').values({
+      id: 'd9', user_id: 'u1', kind: 'sync', name: 'desk', platform: null, user_agent: null, ip: null, device_key_hash: null,
+      created_at: 1, last_seen_at: 1, pending_changes: null, pending_reported_at: null, wipe_requested_at: null, wipe_confirmed_at: null,
+    } as never).execute();
+    const e0 = epoch();
+    await sessionRepository.touch(m.db, 's-none', 'd9', 5, '127.0.0.9');
+    await sessionRepository.touch(m.db, 's-none', 'd9', 6, null);
+    assert.equal(epoch(), e0, 'activity is not a change a check must see from the epoch');
+    const moves: [string, () => Promise<unknown>][] = [
+      ['sessions: activity and a revocation', () => m.db.updateTable('sessions').set({ last_seen_at: 7, revoked_at: 7 }).where('id', '=', 's-none').execute()],
+      ['sessions: idle timeout', () => m.db.updateTable('sessions').set({ idle_timeout_ms: 1 }).where('id', '=', 's-none').execute()],
+      ['devices: activity and a wipe', () => m.db.updateTable('devices').set({ last_seen_at: 8, wipe_requested_at: 8 }).where('id', '=', 'd9').execute()],
+      ['sessions: last_seen_at alone but not the marked activity write (moving it back, say)', () => m.db.updateTable('sessions').set({ last_seen_at: 0 }).where('id', '=', 's-none').execute()],
+      ['devices: ip alone, unmarked', () => m.db.updateTable('devices').set({ ip: '10.0.0.1' }).where('id', '=', 'd9').execute()],
+    ];
+    for (const [what, step] of moves) {
       const before = epoch();
       await step();
       assert.notEqual(epoch(), before, what);

@@ -6,7 +6,9 @@
  * The epoch is a number that moves whenever
  * - this connection writes (or is about to write) a table that a credential
  *   check reads: sessions, credentials, devices, or users — except an update
- *   that sets only the drive's counters, which every upload makes; a Kysely
+ *   that sets only the drive's counters, which every upload makes, or the
+ *   activity write itself (ACTIVITY_WRITE: SessionService.touch, which
+ *   updates the kept rows itself, see credential-cache.ts); a Kysely
  *   plugin sees every query, whoever wrote it (so no repository can forget to
  *   tell), and moves the epoch when a write is compiled and again when it has run;
  * - another connection committed anything (SQLite's `PRAGMA data_version`):
@@ -19,8 +21,8 @@
  * in the database.
  */
 import {
-  AliasNode, ColumnNode, TableNode,
-  type KyselyPlugin, type OperationNode, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow,
+  AliasNode, ColumnNode, RawNode, sql, TableNode,
+  type KyselyPlugin, type OperationNode, type UpdateQueryNode, type PluginTransformQueryArgs, type PluginTransformResultArgs, type QueryResult, type RootOperationNode, type UnknownRow,
 } from 'kysely';
 import type SQLite from 'better-sqlite3';
 
@@ -28,6 +30,25 @@ import type SQLite from 'better-sqlite3';
 const WATCHED = new Set(['sessions', 'credentials', 'devices', 'users']);
 /** Columns of `users` that change with every write to a drive and that no credential check reads. */
 const DRIVE_COUNTERS = new Set(['change_seq', 'used_bytes', 'changes_pruned_through']);
+const ACTIVITY_MARK = '/* activity: credential-epoch.ts */';
+/**
+ * Marks (`.modifyEnd(ACTIVITY_WRITE)`) the one update that may set a session's or device's activity without moving
+ * the epoch: SessionService.touch, once a minute per session. Were it to move the epoch, every active device would
+ * empty the whole cache once a minute. Its writer brings the kept rows up to date itself (CredentialCache.touched),
+ * so a kept row is never newer than the database. Only a marked update that sets nothing but last_seen_at and ip
+ * is let through: any other write of those columns (one that moves last_seen_at back, say) still moves the epoch.
+ */
+export const ACTIVITY_WRITE = sql.raw(ACTIVITY_MARK);
+const ACTIVITY_COLUMNS = new Set(['last_seen_at', 'ip']);
+const UNWATCHED_COLUMNS: Record<string, { columns: ReadonlySet<string>; marked: boolean }> = {
+  users: { columns: DRIVE_COUNTERS, marked: false },
+  sessions: { columns: ACTIVITY_COLUMNS, marked: true },
+  devices: { columns: ACTIVITY_COLUMNS, marked: true },
+};
+
+function isActivityWrite(node: UpdateQueryNode): boolean {
+  return (node.endModifiers ?? []).some((m) => RawNode.is(m) && m.parameters.length === 0 && m.sqlFragments.join('') === ACTIVITY_MARK);
+}
 
 export class CredentialEpoch implements KyselyPlugin {
   #epoch = 0;
@@ -94,8 +115,9 @@ function mayChangeCredentials(node: RootOperationNode): boolean {
       return node.from.froms.some(watched);
     case 'UpdateQueryNode': {
       if (!watched(node.table)) return false;
-      if (tableName(node.table) !== 'users') return true;
-      return !(node.updates ?? []).every((u) => ColumnNode.is(u.column) && DRIVE_COUNTERS.has(u.column.column.name));
+      const unwatched = UNWATCHED_COLUMNS[tableName(node.table) ?? ''];
+      if (!unwatched || !node.updates?.length || (unwatched.marked && !isActivityWrite(node))) return true;
+      return !node.updates.every((u) => ColumnNode.is(u.column) && unwatched.columns.has(u.column.column.name));
     }
     default:
       return true; // raw SQL, schema changes, merges: not looked into

@@ -7,6 +7,7 @@ import type { Selectable } from 'kysely';
 import type { CredentialKind, CredentialsTable, SessionsTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
 import { preparedQuery, type Params } from '../db/prepared-query.ts';
+import { ACTIVITY_WRITE } from '../db/credential-epoch.ts';
 
 export type SessionRow = Selectable<SessionsTable>;
 export type CredentialRow = Selectable<CredentialsTable>;
@@ -79,8 +80,9 @@ export const sessionRepository = {
   },
   /** Records activity; written at most once a minute per session (see SessionService.touch). */
   async touch(db: Executor, id: string, deviceId: string, now: number, ip: string | null): Promise<void> {
-    await db.updateTable('sessions').set({ last_seen_at: now, ...(ip ? { ip } : {}) }).where('id', '=', id).execute();
-    await db.updateTable('devices').set({ last_seen_at: now, ...(ip ? { ip } : {}) }).where('id', '=', deviceId).execute();
+    // Marked: these two writes alone do not empty the credential cache (the caller updates it; see credential-epoch.ts).
+    await db.updateTable('sessions').set({ last_seen_at: now, ...(ip ? { ip } : {}) }).where('id', '=', id).modifyEnd(ACTIVITY_WRITE).execute();
+    await db.updateTable('devices').set({ last_seen_at: now, ...(ip ? { ip } : {}) }).where('id', '=', deviceId).modifyEnd(ACTIVITY_WRITE).execute();
   },
   async setEnrollmentDone(db: Executor, userId: string): Promise<void> {
     await db.updateTable('sessions').set({ mfa_enrollment_required: 0 }).where('user_id', '=', userId).execute();

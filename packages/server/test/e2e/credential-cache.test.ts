@@ -80,3 +80,48 @@ describe('credentials kept in memory (SQLite) are never trusted past a change', 
     assert.equal(await status(u), 401);
   });
 });
+
+describe('activity written once a minute keeps the cache, and never fools an idle check', () => {
+  const HOUR = 3_600_000;
+  let now = Date.now();
+  let srv: TestServer;
+  before(async () => {
+    srv = await startTestServer({ clock: { now: () => now }, config: { accessTokenSeconds: 7 * 86_400, clientIdleDays: 1 } });
+    await srv.user('ivy');
+  });
+  after(async () => { await srv?.close(); });
+
+  it('a kept session used again stays signed in, and one idle a day is signed out', async () => {
+    const u = await srv.signIn('ivy');
+    await warm(u);
+    now += 20 * HOUR;
+    await warm(u); // activity written: 20 h from now on is judged from here
+    now += 20 * HOUR;
+    assert.equal(await status(u), 200, '20 idle hours after the last activity');
+    now += 25 * HOUR;
+    assert.equal(await status(u), 401, '25 idle hours');
+  });
+
+  it('a touch that fails half-way (its session written, its device not) is not taken for no activity', async () => {
+    const u = await srv.signIn('ivy');
+    const failAt = now + 2 * HOUR;
+    // Another connection (as a second process would): the device's activity write fails at exactly that moment.
+    const other = new SQLite(join(srv.dataDir, 'coffer.db'));
+    try {
+      other.exec(`create trigger fail_device_touch before update of last_seen_at on devices when new.last_seen_at = ${failAt} begin select raise(abort, 'disk said no'); end`);
+    } finally {
+      other.close();
+    }
+    await warm(u);
+    now = failAt;
+    assert.equal(await status(u), 500, 'the failed write is an error');
+    const db = new SQLite(join(srv.dataDir, 'coffer.db'), { readonly: true });
+    try {
+      assert.equal(db.prepare('select last_seen_at from sessions where id = ?').pluck().get(u.sessionId), failAt, 'the session row was written');
+    } finally {
+      db.close();
+    }
+    now += 23 * HOUR; // 25 h after the activity the cache saw before the failure, 23 h after the one the database has
+    assert.equal(await status(u), 200);
+  });
+});

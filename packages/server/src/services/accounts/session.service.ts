@@ -12,7 +12,7 @@ import { CofferError } from '@coffer/protocol';
 import { newId } from '../../db/ids.ts';
 import type { DeviceKind, SessionKind } from '../../db/schema.ts';
 import { deviceRepository, type DeviceRow } from '../../repositories/device.repository.ts';
-import { sessionRepository, type AuthenticatedCredential } from '../../repositories/session.repository.ts';
+import { sessionRepository, type SessionRow, type AuthenticatedCredential } from '../../repositories/session.repository.ts';
 import type { Executor } from '../../repositories/executor.ts';
 import type { Principal, ServiceDeps } from '../context.ts';
 import type { AuditService, Origin } from './audit.service.ts';
@@ -143,7 +143,7 @@ export class SessionService {
     const state = this.stateOf(found, now);
     if (state === 'dead') return null;
     const s = found.session;
-    if (now - s.last_seen_at >= TOUCH_INTERVAL_MS) await sessionRepository.touch(this.deps.db, s.id, s.device_id, now, origin.ip);
+    if (now - s.last_seen_at >= TOUCH_INTERVAL_MS) await this.touch(s, now, origin);
     return {
       userId: s.user_id, username: found.username, rootId: found.root_id, isAdmin: found.is_admin === 1,
       credentialKey: s.id, sessionId: s.id, deviceId: s.device_id, via: transport,
@@ -170,8 +170,19 @@ export class SessionService {
       throw new CofferError('UNAUTHENTICATED', 'This refresh token was already used, so the session was ended to protect the account; sign in again.');
     }
     const pair = await this.deps.db.transaction().execute((trx) => this.newTokenPair(trx, s.id, now));
-    await sessionRepository.touch(this.deps.db, s.id, s.device_id, now, origin.ip);
+    await this.touch(s, now, origin);
     return pair;
+  }
+
+  /** Records a session's activity (it does not move the credential epoch: the kept rows are updated here instead). */
+  private async touch(s: SessionRow, now: number, origin: Origin): Promise<void> {
+    try {
+      await sessionRepository.touch(this.deps.db, s.id, s.device_id, now, origin.ip);
+    } catch (e) {
+      this.checked?.forget(s.id); // one of the two writes may have landed: the database knows, the kept rows may not
+      throw e;
+    }
+    this.checked?.touched(s.id, now, origin.ip); // only once written: a kept row is never newer than the database
   }
 
   /** Revokes sessions of one user and closes their push channels on every process. Returns the ids it revoked. */
