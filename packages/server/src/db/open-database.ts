@@ -14,6 +14,7 @@ import { migrationProvider } from './migrations/index.ts';
 import { GroupSync } from './group-sync.ts';
 import { SQL_STATS_ENABLED, timedStatement } from './sql-stats.ts';
 import { CredentialEpoch } from './credential-epoch.ts';
+import { OPTIONS } from '../config/options.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
 
@@ -37,8 +38,8 @@ export function isPostgresUrl(url: string | null | undefined): url is string {
   return !!url && /^postgres(ql)?:\/\//.test(url);
 }
 
-/** SQLite's page cache when the caller does not say (its own default is 2 MiB; see the sqliteCacheMib setting). */
-const DEFAULT_SQLITE_CACHE_MIB = 64;
+/** SQLite's page cache when the caller does not say: the setting's default (SQLite's own is 2 MiB). */
+const DEFAULT_SQLITE_CACHE_MIB: number = OPTIONS.find((o) => o.key === 'sqliteCacheMib')!.default;
 
 export async function openDatabase(opts: { databaseUrl: string | null; dataDir: string; migrate?: boolean; sqliteCacheMib?: number }): Promise<MetadataDb> {
   let db: Kysely<Database>;
