@@ -7,13 +7,14 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { Kysely, PostgresDialect, SqliteDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
+import { Kysely, PostgresDialect, type SqliteDatabase, type SqliteStatement } from 'kysely';
 import { Migrator } from 'kysely/migration';
 import type { Database } from './schema.ts';
 import { migrationProvider } from './migrations/index.ts';
 import { GroupSync } from './group-sync.ts';
 import { SQL_STATS_ENABLED, timedStatement } from './sql-stats.ts';
 import { CredentialEpoch } from './credential-epoch.ts';
+import { CofferSqliteDialect } from './sqlite-dialect.ts';
 import { OPTIONS } from '../config/options.ts';
 
 export type DialectName = 'sqlite' | 'postgres';
@@ -65,7 +66,7 @@ export async function openDatabase(opts: { databaseUrl: string | null; dataDir: 
     // Small files' bytes live in this database (inline_blobs): pages kept here are read without a system call.
     sqlite.pragma(`cache_size = ${-1024 * Math.max(1, Math.floor(opts.sqliteCacheMib ?? DEFAULT_SQLITE_CACHE_MIB))}`);
     epoch = new CredentialEpoch(sqlite);
-    db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }), plugins: [epoch] });
+    db = new Kysely<Database>({ dialect: new CofferSqliteDialect({ database: withStatementCache(sqlite) }), plugins: [epoch] });
     groupSync = new GroupSync(`${file}-wal`);
     dialect = 'sqlite';
   }
