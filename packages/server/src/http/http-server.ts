@@ -41,6 +41,8 @@ export async function buildHttpServer(services: Services, authenticator: Authent
     ...(opts.logger ? { loggerInstance: opts.logger as unknown as FastifyBaseLogger } : { logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] } }),
     trustProxy: config.trustProxy,
     genReqId: () => randomUUID(),
+    // One line per request, when it ends (installRequestLog), instead of Fastify's two.
+    disableRequestLogging: true,
     bodyLimit: config.maxJsonBodyBytes,
     routerOptions: { maxParamLength: 4096 },
     // No cap on a whole request (Node's default 5 minutes would cut off a large upload on a slow link);
@@ -56,6 +58,7 @@ export async function buildHttpServer(services: Services, authenticator: Authent
   app.setValidatorCompiler(requestValidatorCompiler);
 
   installErrorHandling(app);
+  installRequestLog(app);
   // A change is acknowledged only once it is on disk (SQLite group commit; see db/group-sync.ts).
   const durable = opts.durable;
   if (durable) app.addHook('onSend', async (request) => { if (request.method !== 'GET' && request.method !== 'HEAD') await durable(); });
@@ -82,4 +85,20 @@ export async function buildHttpServer(services: Services, authenticator: Authent
   const plugins = [systemRoutes(metrics), pagesRoutes, authRoutes, deviceLoginRoutes, accountRoutes, devicesRoutes, itemsRoutes, trashRoutes, versionsRoutes, contentRoutes, uploadsRoutes, changesRoutes, pushRoutes];
   for (const plugin of plugins) await app.register(async (scope) => plugin(scope as never, services));
   return app;
+}
+
+/**
+ * One log line per request, written when the response is done: method, url, client address, status and time,
+ * as an access log has them. Fastify's default writes two (one on arrival, one at the end); on a busy server of
+ * small requests serializing and writing that second line was ~3 % of the CPU. The arrival is still logged at
+ * debug level, for finding a request that never finishes.
+ */
+function installRequestLog(app: FastifyInstance): void {
+  app.addHook('onRequest', async (request) => {
+    request.log.debug({ req: request }, 'incoming request'); // a no-op unless the level is debug or trace
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    // Fastify's serializers turn these into { method, url, version, host, remoteAddress, remotePort } and { statusCode }.
+    request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  });
 }
