@@ -25,3 +25,8 @@ it('newGeneration starts with the time and ends in 48 random bits', () => {
   assert.equal(parseInt(g.split('-')[0]!, 36), 1_700_000_000_000);
   assert.notEqual(newGeneration(1), newGeneration(1));
 });
+
+it('newId keeps its random bits random: no two ids share them, across many refills of the pool', () => {
+  const tails = new Set(Array.from({ length: 20_000 }, () => newId().slice(-12)));
+  assert.equal(tails.size, 20_000);
+});
