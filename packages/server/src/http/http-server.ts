@@ -94,9 +94,9 @@ export async function buildHttpServer(services: Services, authenticator: Authent
  * debug level, for finding a request that never finishes.
  */
 function installRequestLog(app: FastifyInstance): void {
-  app.addHook('onRequest', async (request) => {
-    request.log.debug({ req: request }, 'incoming request'); // a no-op unless the level is debug or trace
-  });
+  if (app.log.level === 'debug' || app.log.level === 'trace') {
+    app.addHook('onRequest', async (request) => { request.log.debug({ req: request }, 'incoming request'); });
+  }
   app.addHook('onResponse', async (request, reply) => {
     // Fastify's serializers turn these into { method, url, version, host, remoteAddress, remotePort } and { statusCode }.
     request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
