@@ -19,7 +19,35 @@ const itemById = preparedQuery((db, p: Params<{ ownerId: string; id: string }>) 
 const liveChildByName = preparedQuery((db, p: Params<{ parentId: string; name: string }>) => db.selectFrom('items').selectAll()
   .where('parent_id', '=', p('parentId')).where('name', '=', p('name')).where('trashed_at', 'is', null));
 
+/** Paths up to this deep are walked in one statement; deeper ones level by level. */
+export const WALK_DEPTH = 8;
+type WalkParams = Record<string, string>;
+/**
+ * The live item at `names` under `rootId`, in one statement: level i is the live child named names[i] of level
+ * i − 1, and every level but the last is a folder. Built once per depth.
+ */
+const walks = Array.from({ length: WALK_DEPTH + 1 }, (_, depth) => depth === 0 ? null : preparedQuery((db, p: Params<WalkParams>) => {
+  // Aliases l0…l<depth-1> are made up at run time, which Kysely's types cannot follow.
+  let q: any = (db as unknown as import('kysely').Kysely<any>).selectFrom('items as l0')
+    .where('l0.parent_id', '=', p('root')).where('l0.name', '=', p('n0')).where('l0.trashed_at', 'is', null);
+  for (let i = 1; i < depth; i++) {
+    q = q.innerJoin(`items as l${i}`, (j: any) => j.onRef(`l${i}.parent_id`, '=', `l${i - 1}.id`)
+      .on(`l${i}.name`, '=', p(`n${i}`)).on(`l${i}.trashed_at`, 'is', null))
+      .where(`l${i - 1}.kind`, '=', 'folder');
+  }
+  return q.selectAll(`l${depth - 1}`) as unknown as import('kysely').Compilable<ItemRow>;
+}));
+
 export const itemRepository = {
+  /** The live item at this path of names below `rootId` (not the root itself), read in one statement up to WALK_DEPTH names. */
+  async findLiveByPath(db: Executor, rootId: string, names: readonly string[]): Promise<ItemRow | undefined> {
+    const walk = walks[names.length];
+    if (!walk) throw new RangeError(`findLiveByPath takes 1 to ${WALK_DEPTH} names, not ${names.length}`);
+    const params: WalkParams = { root: rootId };
+    names.forEach((n, i) => { params[`n${i}`] = n; });
+    return walk.first(db, params);
+  },
+
   async insert(db: Executor, row: ItemRow): Promise<void> {
     await db.insertInto('items').values(row).execute();
   },
