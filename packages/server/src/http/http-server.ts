@@ -5,7 +5,7 @@
  */
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import cookie from '@fastify/cookie';
 import type { Logger } from 'pino';
@@ -41,8 +41,7 @@ export async function buildHttpServer(services: Services, authenticator: Authent
     ...(opts.logger ? { loggerInstance: opts.logger as unknown as FastifyBaseLogger } : { logger: { level: config.logLevel, redact: ['req.headers.authorization', 'req.headers.cookie'] } }),
     trustProxy: config.trustProxy,
     genReqId: () => randomUUID(),
-    // One line per request, when it ends (installRequestLog), instead of Fastify's two.
-    disableRequestLogging: true,
+    logController: new RequestLog(),
     bodyLimit: config.maxJsonBodyBytes,
     routerOptions: { maxParamLength: 4096 },
     // No cap on a whole request (Node's default 5 minutes would cut off a large upload on a slow link);
@@ -58,7 +57,6 @@ export async function buildHttpServer(services: Services, authenticator: Authent
   app.setValidatorCompiler(requestValidatorCompiler);
 
   installErrorHandling(app);
-  installRequestLog(app);
   // A change is acknowledged only once it is on disk (SQLite group commit; see db/group-sync.ts).
   const durable = opts.durable;
   if (durable) app.addHook('onSend', async (request) => { if (request.method !== 'GET' && request.method !== 'HEAD') await durable(); });
@@ -88,17 +86,21 @@ export async function buildHttpServer(services: Services, authenticator: Authent
 }
 
 /**
- * One log line per request, written when the response is done: method, url, client address, status and time,
- * as an access log has them. Fastify's default writes two (one on arrival, one at the end); on a busy server of
- * small requests serializing and writing that second line was ~3 % of the CPU. The arrival is still logged at
- * debug level, for finding a request that never finishes.
+ * One log line per request, written when the response is done: method, url, client address and port, status and
+ * time, as an access log has them. Fastify's default writes two (one on arrival, one at the end); on a busy server
+ * of small requests serializing and writing the second line was ~3 % of the CPU. The arrival is logged at debug
+ * level, for finding a request that never finishes. Fastify's other lines (stream errors, errors after the
+ * headers went out) stay as they are.
  */
-function installRequestLog(app: FastifyInstance): void {
-  if (app.log.level === 'debug' || app.log.level === 'trace') {
-    app.addHook('onRequest', async (request) => { request.log.debug({ req: request }, 'incoming request'); });
+class RequestLog extends LogController {
+  override incomingRequest(request: FastifyRequest): void {
+    if (!this.isLogDisabled(request)) request.log.debug({ req: request }, 'incoming request');
   }
-  app.addHook('onResponse', async (request, reply) => {
+
+  override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
     // Fastify's serializers turn these into { method, url, version, host, remoteAddress, remotePort } and { statusCode }.
-    request.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
-  });
+    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+  }
 }
