@@ -91,7 +91,7 @@ describe('credential epoch (SQLite)', () => {
     assert.notEqual(epoch(), e0);
   });
 
-  it('moves while this connection is inside a transaction, where data_version cannot see another process commit', async () => {
+  it('moves while this connection is inside a transaction (data_version stays at its snapshot); no other process commits meanwhile', async () => {
     let inside!: () => void;
     let release!: () => void;
     const reading = new Promise<void>((r) => { inside = r; });
@@ -104,13 +104,14 @@ describe('credential epoch (SQLite)', () => {
     await reading;
     try {
       const during = epoch();
-      const other = new SQLite(join(dir, 'coffer.db'));
+      assert.notEqual(epoch(), during, 'nothing can be known inside a transaction: the epoch cannot stand still');
+      // And our transactions begin IMMEDIATE (sqlite-dialect.ts): another process cannot commit a revocation under it.
+      const other = new SQLite(join(dir, 'coffer.db'), { timeout: 0 });
       try {
-        other.prepare("update sessions set revoked_at = 1 where id = 'none'").run();
+        assert.throws(() => other.prepare("update sessions set revoked_at = 1 where id = 'none'").run(), { code: 'SQLITE_BUSY' });
       } finally {
         other.close();
       }
-      assert.notEqual(epoch(), during, 'another process may have revoked something: the epoch cannot stand still');
     } finally {
       release(); // a failed assertion must not leave the connection held for the tests that follow
       await trx;

@@ -3,7 +3,8 @@
  * These tests hold it to that, on a real SQLite file: every way a value
  * reaches the SQL is written with the plus, a comparison gives the same rows
  * as with a bare `?` for every type and column affinity, LIMIT / IN / IS
- * still work, and the hot lookups still search an index.
+ * still work, and the hot lookups still search an index. A transaction
+ * holds the write lock from its BEGIN (IMMEDIATE), not from its first write.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -89,5 +90,26 @@ describe('SQLite parameters are compiled as +?', () => {
       .select(['version_chunks.seq', 'chunks.blob_key', 'inline_blobs.data']).where('version_chunks.version_id', '=', 'v').orderBy('version_chunks.seq'));
     assert.equal(manifest.length, 3, manifest.join('\n'));
     assert.ok(manifest.every((d) => d.startsWith('SEARCH ')), manifest.join('\n'));
+  });
+
+  it('a transaction holds the write lock from its start: another process cannot write while it only reads', async () => {
+    const other = new SQLite(join(dir, 'coffer.db'), { timeout: 0 });
+    try {
+      const during = await m.db.transaction().execute(async (trx) => {
+        await sql`select count(*) from t`.execute(trx); // reads only, so far
+        try {
+          other.prepare('insert into t (i) values (99)').run();
+          return 'written';
+        } catch (e) {
+          return (e as { code?: string }).code;
+        }
+      });
+      assert.equal(during, 'SQLITE_BUSY');
+      other.prepare('insert into t (i) values (99)').run(); // once it has ended
+      assert.equal((await sql<{ n: number }>`select count(*) as n from t where i = 99`.execute(m.db)).rows[0]!.n, 1);
+      other.prepare('delete from t where i = 99').run();
+    } finally {
+      other.close();
+    }
   });
 });

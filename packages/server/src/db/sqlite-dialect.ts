@@ -1,6 +1,6 @@
 /**
- * Kysely's SQLite dialect with one change: every bound parameter is written
- * `+?` instead of `?`.
+ * Kysely's SQLite dialect with two changes: every bound parameter is written
+ * `+?` instead of `?`, and every transaction begins IMMEDIATE.
  *
  * Why: with a bare `?` in a join (`version_chunks join chunks … where
  * version_id = ?`), SQLite's planner looks at the bound value and marks the
@@ -16,7 +16,7 @@
  * Given up for it: the LIKE prefix optimisation needs a bare parameter. No
  * query of ours uses LIKE on an indexed column with a parameter.
  */
-import { SqliteDialect, SqliteQueryCompiler, type QueryCompiler } from 'kysely';
+import { CompiledQuery, SqliteDialect, SqliteDriver, SqliteQueryCompiler, type DatabaseConnection, type Driver, type QueryCompiler } from 'kysely';
 
 /** The placeholder every parameter is compiled to (tests read it). */
 export const SQLITE_PARAMETER = '+?';
@@ -27,7 +27,31 @@ class PlainParameterCompiler extends SqliteQueryCompiler {
   }
 }
 
+/**
+ * `BEGIN IMMEDIATE`: a transaction holds the database's write lock from its start, as a writer of a drive must
+ * (change.repository.ts lockDrive; on PostgreSQL that is a row lock). A deferred BEGIN took it only at the first
+ * write, and a transaction that read first could then find another process's commit newer than what it had read
+ * (SQLITE_BUSY_SNAPSHOT, not retried). Every transaction of ours writes, so none waits for a lock it would not
+ * have taken anyway, and the busy timeout applies to BEGIN like any write.
+ */
+class ImmediateTransactionDriver extends SqliteDriver {
+  override async beginTransaction(connection: DatabaseConnection): Promise<void> {
+    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+}
+
 export class CofferSqliteDialect extends SqliteDialect {
+  readonly #config: ConstructorParameters<typeof SqliteDialect>[0];
+
+  constructor(config: ConstructorParameters<typeof SqliteDialect>[0]) {
+    super(config);
+    this.#config = config;
+  }
+
+  override createDriver(): Driver {
+    return new ImmediateTransactionDriver(this.#config);
+  }
+
   override createQueryCompiler(): QueryCompiler {
     return new PlainParameterCompiler();
   }

@@ -1,5 +1,5 @@
 /** The change feed of each drive (see ChangesTable). */
-import type { Selectable } from 'kysely';
+import { SqliteAdapter, type Selectable } from 'kysely';
 import type { ChangesTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
 import type { ItemRow } from './item.repository.ts';
@@ -12,10 +12,13 @@ export const changeRepository = {
    * Takes the drive's write lock for the rest of the transaction: every
    * writer of a drive first updates its user row (a no-op), so checks made
    * afterwards (ancestors, parent still live, still in the bin) cannot be
-   * invalidated by a concurrent writer before commit. SQLite transactions
-   * are serialized anyway; on PostgreSQL this is the row lock.
+   * invalidated by a concurrent writer before commit. On PostgreSQL this is
+   * the row lock. On SQLite every transaction begins IMMEDIATE
+   * (db/sqlite-dialect.ts) and so holds the database's write lock already:
+   * the statement would be one more per upload for nothing.
    */
   async lockDrive(trx: Executor, ownerId: string): Promise<void> {
+    if (trx.getExecutor().adapter instanceof SqliteAdapter) return;
     await trx.updateTable('users').set((eb) => ({ change_seq: eb.ref('change_seq') })).where('id', '=', ownerId).execute();
   },
 
