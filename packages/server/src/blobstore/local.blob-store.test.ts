@@ -95,15 +95,33 @@ describe('LocalBlobStore specifics', () => {
     assert.deepEqual(await tmpFiles(), []);
   });
 
+  const openFoldersUnderRoot = async () => {
+    let n = 0;
+    for (const fd of await readdir('/proc/self/fd')) {
+      const target = await readlink(join('/proc/self/fd', fd)).catch(() => '');
+      if (target.startsWith(root) && !target.startsWith(join(root, '.tmp'))) n++;
+    }
+    return n;
+  };
+
+  it('a folder whose fsync fails is closed, not left open for the garbage collector', async (t) => {
+    const probe = await open(root, 'r');
+    const proto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const sync = proto.sync;
+    t.mock.method(proto, 'sync', async function (this: FileHandle) {
+      if ((await this.stat()).isDirectory()) throw Object.assign(new Error('injected EIO on a folder fsync'), { code: 'EIO' });
+      return (sync as () => Promise<void>).apply(this);
+    });
+    await assert.rejects(store.put('shard/k', Buffer.from('x')), /injected EIO on a folder fsync/);
+    t.mock.restoreAll();
+    await new Promise((r) => setImmediate(r));
+    assert.equal(await openFoldersUnderRoot(), 0, 'the folder handle was closed');
+    await store.put('shard/k2', Buffer.from('y')); // and the next put opens it again
+    assert.equal((await readAll(await store.get('shard/k2'))).toString(), 'y');
+  });
+
   it('keeps at most 64 folders open for fsync, closes them on close, and recovers when a folder is removed under it', async () => {
-    const openFoldersUnderRoot = async () => {
-      let n = 0;
-      for (const fd of await readdir('/proc/self/fd')) {
-        const target = await readlink(join('/proc/self/fd', fd)).catch(() => '');
-        if (target.startsWith(root) && !target.startsWith(join(root, '.tmp'))) n++;
-      }
-      return n;
-    };
     const keys = Array.from({ length: 300 }, (_, i) => `d${i % 150}/k${i}`);
     await Promise.all(keys.map((k) => store.put(k, Buffer.from(k))));
     for (const k of keys) assert.equal((await readAll(await store.get(k))).toString(), k);

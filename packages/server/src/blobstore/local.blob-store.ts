@@ -255,7 +255,10 @@ class DirectorySyncer {
     try {
       await d.sync();
     } catch (err) {
-      if (this.#open.get(dir) === d) this.#open.delete(dir);
+      if (this.#open.get(dir) === d) {
+        this.#open.delete(dir);
+        void d.closeWhenIdle(); // dropped from the map, it would otherwise stay open until the garbage collector closed it
+      }
       throw err;
     } finally {
       d.users--;
