@@ -3,7 +3,7 @@
  * Writes that depend on what the caller last saw take an expected `rev`
  * and change nothing when it moved on; the service turns that into a 412.
  */
-import { sql, type Selectable } from 'kysely';
+import { sql, type Compilable, type Kysely, type Selectable } from 'kysely';
 import type { ItemsTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
 import { preparedQuery, type Params } from '../db/prepared-query.ts';
@@ -15,37 +15,46 @@ const SORT_COLUMN = { name: 'name', modified: 'modified_at', size: 'size' } as c
 
 const itemById = preparedQuery((db, p: Params<{ ownerId: string; id: string }>) => db.selectFrom('items').selectAll()
   .where('id', '=', p('id')).where('owner_id', '=', p('ownerId')));
-/** The path walk runs this once per level of every request by path. */
+/** One name in one folder: conflict checks, an upload's target. */
 const liveChildByName = preparedQuery((db, p: Params<{ parentId: string; name: string }>) => db.selectFrom('items').selectAll()
   .where('parent_id', '=', p('parentId')).where('name', '=', p('name')).where('trashed_at', 'is', null));
 
-/** Paths up to this deep are walked in one statement; deeper ones level by level. */
+/** A path is walked this many names per statement (a deeper one in several). */
 export const WALK_DEPTH = 8;
 type WalkParams = Record<string, string>;
 /**
- * The live item at `names` under `rootId`, in one statement: level i is the live child named names[i] of level
- * i − 1, and every level but the last is a folder. Built once per depth.
+ * The live item at `names` under `from`, in one statement: level i is the live child named names[i] of level
+ * i − 1 (its unique live-name index is searched at every level), and every level but the last is a folder.
+ * Built once per number of names.
  */
 const walks = Array.from({ length: WALK_DEPTH + 1 }, (_, depth) => depth === 0 ? null : preparedQuery((db, p: Params<WalkParams>) => {
   // Aliases l0…l<depth-1> are made up at run time, which Kysely's types cannot follow.
-  let q: any = (db as unknown as import('kysely').Kysely<any>).selectFrom('items as l0')
-    .where('l0.parent_id', '=', p('root')).where('l0.name', '=', p('n0')).where('l0.trashed_at', 'is', null);
+  let q: any = (db as unknown as Kysely<any>).selectFrom('items as l0')
+    .where('l0.parent_id', '=', p('from')).where('l0.name', '=', p('n0')).where('l0.trashed_at', 'is', null);
   for (let i = 1; i < depth; i++) {
     q = q.innerJoin(`items as l${i}`, (j: any) => j.onRef(`l${i}.parent_id`, '=', `l${i - 1}.id`)
       .on(`l${i}.name`, '=', p(`n${i}`)).on(`l${i}.trashed_at`, 'is', null))
-      .where(`l${i - 1}.kind`, '=', 'folder');
+      .where(`l${i - 1}.kind`, '=', sql.lit('folder'));
   }
-  return q.selectAll(`l${depth - 1}`) as unknown as import('kysely').Compilable<ItemRow>;
+  return q.selectAll(`l${depth - 1}`) as Compilable<ItemRow>;
 }));
 
 export const itemRepository = {
-  /** The live item at this path of names below `rootId` (not the root itself), read in one statement up to WALK_DEPTH names. */
-  async findLiveByPath(db: Executor, rootId: string, names: readonly string[]): Promise<ItemRow | undefined> {
-    const walk = walks[names.length];
-    if (!walk) throw new RangeError(`findLiveByPath takes 1 to ${WALK_DEPTH} names, not ${names.length}`);
-    const params: WalkParams = { root: rootId };
-    names.forEach((n, i) => { params[`n${i}`] = n; });
-    return walk.first(db, params);
+  /**
+   * The live item at this path of names below the folder `from` (not `from` itself), through live folders only:
+   * WALK_DEPTH names per statement.
+   */
+  async findLiveByPath(db: Executor, from: string, names: readonly string[]): Promise<ItemRow | undefined> {
+    let item: ItemRow | undefined;
+    for (let i = 0; i < names.length; i += WALK_DEPTH) {
+      if (item && item.kind !== 'folder') return undefined;
+      const hop = names.slice(i, i + WALK_DEPTH);
+      const params: WalkParams = { from: item?.id ?? from };
+      hop.forEach((n, k) => { params[`n${k}`] = n; });
+      item = await walks[hop.length]!.first(db, params);
+      if (!item) return undefined;
+    }
+    return item;
   },
 
   async insert(db: Executor, row: ItemRow): Promise<void> {

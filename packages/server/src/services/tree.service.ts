@@ -6,7 +6,7 @@
 import { CofferError, normalizeName, parsePath } from '@coffer/protocol';
 import { newId } from '../db/ids.ts';
 import { isUniqueViolation } from '../db/errors.ts';
-import { itemRepository, WALK_DEPTH, type ItemRow, type SortKey } from '../repositories/item.repository.ts';
+import { itemRepository, type ItemRow, type SortKey } from '../repositories/item.repository.ts';
 import { versionRepository } from '../repositories/version.repository.ts';
 import { userRepository } from '../repositories/user.repository.ts';
 import type { Executor } from '../repositories/executor.ts';
@@ -42,18 +42,9 @@ export class TreeService {
     const names = parsePath(path);
     if (names.length === 0) return this.getLive(p, p.rootId, db);
     // The walk starts from the caller's own root (a live folder: it cannot be moved or trashed), so it never leaves the drive.
-    if (names.length <= WALK_DEPTH) {
-      const found = await itemRepository.findLiveByPath(db, p.rootId, names);
-      if (!found) throw new CofferError('NOT_FOUND');
-      return found;
-    }
-    let item: ItemRow | undefined;
-    for (const name of names) {
-      if (item && item.kind !== 'folder') throw new CofferError('NOT_FOUND');
-      item = await itemRepository.findLiveChild(db, item?.id ?? p.rootId, name);
-      if (!item) throw new CofferError('NOT_FOUND');
-    }
-    return item!;
+    const item = await itemRepository.findLiveByPath(db, p.rootId, names);
+    if (!item) throw new CofferError('NOT_FOUND');
+    return item;
   }
 
   /** Splits a path into its parent folder and the (validated) last name. */

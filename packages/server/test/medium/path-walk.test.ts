@@ -1,8 +1,8 @@
 /**
- * Requests by path, at every depth: up to WALK_DEPTH names a path is read in
- * one statement (item.repository.ts findLiveByPath), deeper ones level by
- * level. Both must find exactly the live item the names lead to, through
- * live folders only, on SQLite and PostgreSQL, over real HTTP.
+ * Requests by path, at every depth: a path is read WALK_DEPTH names per
+ * statement (item.repository.ts findLiveByPath), so a deeper one in several.
+ * Each must find exactly the live item the names lead to, through live
+ * folders only, on SQLite and PostgreSQL, over real HTTP.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
@@ -58,7 +58,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.equal((await get(bob, 'd1/d2/f.txt')).status, 404, 'never into another drive');
     });
 
-    it('a name missing at any level, or a file taken as a folder, is NOT_FOUND', async () => {
+    it('a name missing at any level, or a name below a file, is NOT_FOUND', async () => {
       for (const depth of [1, 2, WALK_DEPTH - 1, WALK_DEPTH, WALK_DEPTH + 1, DEPTH]) {
         const names = Array.from({ length: depth }, (_, i) => `d${i + 1}`);
         assert.equal((await get(alice, [...names, 'nope.txt'].join('/'))).status, 404, `${depth + 1} names`);
@@ -67,6 +67,39 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         assert.equal(r.status, 404, throughFile);
         assert.equal((await r.json() as { error: { code: string } }).error.code, 'NOT_FOUND');
       }
+    });
+
+    it('only folders are walked through: a row below a file (which the API cannot make) is not reached', async () => {
+      const file = await alice.json<{ id: string }>(`/api/v1/items/by-path?path=${encodeURIComponent('d1/d2/f.txt')}`);
+      assert.equal(file.status, 200);
+      const now = Date.now();
+      await srv.server.coffer.metadata.db.insertInto('items').values({
+        id: `under-a-file-${dialect}`, owner_id: alice.userId!, parent_id: file.body.id, name: 'inside', kind: 'folder', size: 0,
+        content_hash: null, version_id: null, rev: 1, created_at: now, modified_at: now, trashed_at: null, trash_batch: null,
+      }).execute();
+      for (const path of ['d1/d2/f.txt/inside', 'd1/d2/f.txt/inside/more']) {
+        const r = await alice.json<{ error: { code: string } }>(`/api/v1/items/by-path?path=${encodeURIComponent(path)}`);
+        assert.equal(r.status, 404, path);
+        assert.equal(r.body.error.code, 'NOT_FOUND');
+      }
+      await srv.server.coffer.metadata.db.deleteFrom('items').where('id', '=', `under-a-file-${dialect}`).execute();
+    });
+
+    it('a trashed folder or file is not walked to, within one statement either; a live namesake is', async () => {
+      for (const path of ['s', 's/a', 's/a/b', 's/a/b/c', 's/a/b/c/d', 's/a/b/c/d/e']) {
+        assert.equal((await alice.json('/api/v1/folders', { method: 'POST', body: { path } })).status, 201);
+      }
+      await put(alice, 's/a/b/c/d/e/deep.txt', 'deep');
+      await put(alice, 's/a/name.txt', 'first');
+      const stat = (path: string) => alice.json<{ id: string }>(`/api/v1/items/by-path?path=${encodeURIComponent(path)}`);
+      // A folder three names down: every path through it, 4 to 7 names, one statement each.
+      assert.equal((await alice.json(`/api/v1/items/${(await stat('s/a/b')).body.id}`, { method: 'DELETE' })).status, 200);
+      for (const path of ['s/a/b/c', 's/a/b/c/d', 's/a/b/c/d/e', 's/a/b/c/d/e/deep.txt']) assert.equal((await get(alice, path)).status, 404, path);
+      // A file in the bin, and a live one of the same name made after it: the live one.
+      assert.equal((await alice.json(`/api/v1/items/${(await stat('s/a/name.txt')).body.id}`, { method: 'DELETE' })).status, 200);
+      assert.equal((await get(alice, 's/a/name.txt')).status, 404);
+      await put(alice, 's/a/name.txt', 'second');
+      assert.deepEqual(await get(alice, 's/a/name.txt'), { status: 200, body: 'second' });
     });
 
     it('a folder in the recycle bin hides what is below it, at every depth', async () => {
