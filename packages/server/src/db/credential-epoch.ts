@@ -14,7 +14,8 @@
  * - another connection committed anything (SQLite's `PRAGMA data_version`):
  *   an admin command in another process revoking sessions, say;
  * - it is asked while a transaction is open on the connection (data_version
- *   cannot tell then), so nothing is kept or trusted during one.
+ *   stays at the transaction's snapshot), so nothing is kept or trusted
+ *   during one.
  *
  * PostgreSQL has none: other server processes commit there, and nothing
  * would tell this one before its next request. It checks every credential
@@ -66,7 +67,8 @@ export class CredentialEpoch implements KyselyPlugin {
   /** The current epoch: the same number twice means nothing a credential check reads has changed in between. */
   current(): number {
     // Inside a transaction (another request's, on this one connection) data_version stays at the transaction's
-    // snapshot and would miss another process's commit: nothing can be known then, so the epoch moves.
+    // snapshot: nothing can be known then, so the epoch moves. (Ours begin IMMEDIATE, so no other process can
+    // commit during one; the rule does not depend on that.)
     if (this.#sqlite.inTransaction) return ++this.#epoch;
     const v = this.#dataVersionOf.get()!;
     if (v !== this.#dataVersion) {

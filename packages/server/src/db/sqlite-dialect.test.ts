@@ -23,6 +23,8 @@ describe('SQLite parameters are compiled as +?', () => {
     dir = await mkdtemp(join(tmpdir(), 'coffer-dialect-'));
     m = await openDatabase({ databaseUrl: null, dataDir: dir });
     await sql`create table t (i integer, r real, s text, b blob, n numeric)`.execute(m.db);
+    // Indexed, so that the comparisons below also go through index lookups, not only a scan.
+    for (const c of ['i', 'r', 's', 'b', 'n']) await sql`create index ${sql.id(`t_${c}`)} on t (${sql.ref(c)})`.execute(m.db);
     await sql`insert into t values (5, 1.5, '5', x'0102', '10'), (7, 2.0, 'abc', x'ff', 'x'), (null, null, null, null, null)`.execute(m.db);
   });
   after(async () => {
@@ -60,6 +62,14 @@ describe('SQLite parameters are compiled as +?', () => {
             assert.deepEqual(ours.rows.map((r) => r.rowid), reference, `${column} ${op} ${typeof v} ${String(v)}`);
           }
         }
+        // IN lists of mixed types.
+        for (let k = 0; k + 3 <= values.length; k++) {
+          const list = values.slice(k, k + 3).filter((v) => v !== null);
+          const reference = plain.prepare(`select rowid from t where ${column} in (${list.map(() => '?').join(', ')}) order by rowid`).pluck().all(...list);
+          const ours = await m.db.executeQuery<{ rowid: number }>(
+            sql`select rowid from t where ${sql.ref(column)} in (${sql.join(list)}) order by rowid`.compile(m.db));
+          assert.deepEqual(ours.rows.map((r) => r.rowid), reference, `${column} in ${list.map(String).join(', ')}`);
+        }
       }
     } finally {
       plain.close();
@@ -74,6 +84,14 @@ describe('SQLite parameters are compiled as +?', () => {
     assert.deepEqual(listed, [{ s: '5' }, { s: 'abc' }]);
     const selected = await sql<{ a: number; b: string; c: null; d: Buffer }>`select ${3} as a, ${'x'} as b, ${null} as c, ${Buffer.from([9])} as d`.execute(db);
     assert.deepEqual(selected.rows, [{ a: 3, b: 'x', c: null, d: Buffer.from([9]) }]);
+  });
+
+  it('every partial index of the schema has an IS [NOT] NULL condition, which +? does not hide from the planner', async () => {
+    const indexes = await sql<{ name: string; sql: string }>`select name, sql from sqlite_master where type = 'index' and sql like '% where %'`.execute(m.db);
+    assert.ok(indexes.rows.length > 0, 'the schema has partial indexes');
+    for (const { name, sql: text } of indexes.rows) {
+      assert.match(text.slice(text.toLowerCase().lastIndexOf(' where ')), /^ where ("\w+" is (not )?null)( and "\w+" is (not )?null)*$/i, `${name}: ${text}`);
+    }
   });
 
   it('the hot lookups still search their index (path step, manifest join)', async () => {

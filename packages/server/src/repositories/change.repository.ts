@@ -9,11 +9,10 @@ export type ChangeOp = ChangeRow['op'];
 
 export const changeRepository = {
   /**
-   * Takes the drive's write lock for the rest of the transaction: every
-   * writer of a drive first updates its user row (a no-op), so checks made
-   * afterwards (ancestors, parent still live, still in the bin) cannot be
-   * invalidated by a concurrent writer before commit. On PostgreSQL this is
-   * the row lock. On SQLite every transaction begins IMMEDIATE
+   * Takes the drive's write lock for the rest of the transaction, so checks
+   * made afterwards (ancestors, parent still live, still in the bin) cannot
+   * be invalidated by a concurrent writer before commit. On PostgreSQL every
+   * writer of a drive first updates its user row (a no-op): the row lock. On SQLite every transaction begins IMMEDIATE
    * (db/sqlite-dialect.ts) and so holds the database's write lock already:
    * the statement would be one more per upload for nothing.
    */

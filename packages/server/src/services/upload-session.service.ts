@@ -154,7 +154,8 @@ export class UploadSessionService {
     const trx = await db.startTransaction().execute();
     let seq = 0;
     try {
-      // Lock the drive's user row (a no-op update, portable) so the quota can be kept as one running total:
+      // Lock the drive's user row and read it (a no-op update, portable; on SQLite the transaction holds the lock
+      // already, see db/sqlite-dialect.ts) so the quota can be kept as one running total:
       // the users row is then written once per batch, not once per file (on PostgreSQL, updating one row
       // thousands of times in a transaction builds a version chain that makes every update slower).
       const user = await trx.updateTable('users').set((eb) => ({ used_bytes: eb.ref('used_bytes') })).where('id', '=', p.userId)
