@@ -394,7 +394,8 @@ describe('edge cases over a real server and real folders', () => {
     const requestsBefore = laptop.wire.requests.length;
     const r = await laptop.sync();
     assert.equal(r.uploaded, 1);
-    if (laptop.wire.missing > 3) {
+    const resent = new Set(laptop.wire.missingHashes).size;
+    if (laptop.wire.missing > resent || resent > 3) {
       // Where the re-sent chunks are, and what was asked: chunks far from the edit mean the server lost some, not the chunker.
       const at = new Map<string, number>();
       let off = 0;
@@ -402,7 +403,8 @@ describe('edge cases over a real server and real folders', () => {
       console.log(`# re-sent chunks at MiB ${laptop.wire.missingHashes.map((h) => ((at.get(h) ?? -1) / 2 ** 20).toFixed(2)).join(', ')} (edit at 10.00); requests: ${laptop.wire.requests.slice(requestsBefore).join(', ')}`);
     }
     console.log(`# 20 MiB file: first upload ${firstMissing} chunks (${(firstBytes / 2 ** 20).toFixed(1)} MiB); after a 4 KiB edit ${laptop.wire.missing} chunk(s) (${(laptop.wire.chunkBytes / 2 ** 20).toFixed(2)} MiB)`);
-    assert.ok(laptop.wire.missing >= 1 && laptop.wire.missing <= 3, `${laptop.wire.missing} chunks re-sent`);
+    // Distinct chunks: a round retried after a failed request asks `missing` again and is told the same chunk.
+    assert.ok(resent >= 1 && resent <= 3, `${resent} chunks re-sent`);
     assert.ok(laptop.wire.chunkBytes < 3 * 4 * 1024 * 1024 && laptop.wire.chunkBytes < bytes.length / 4, `${laptop.wire.chunkBytes} bytes re-sent`);
     await phone.sync();
     assert.equal(sha256(await readFile(join(phone.folder, 'big.bin'))), sha256(bytes), 'the other device has exactly the edited bytes');
