@@ -19,6 +19,7 @@ import { Readable } from 'node:stream';
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '../db/schema.ts';
 import type { Executor } from '../repositories/executor.ts';
+import { preparedInsert } from '../db/prepared-query.ts';
 import {
   assertValidKey,
   assertValidPrefix,
@@ -32,12 +33,20 @@ import {
 /** A blob's size, read from its bytes (SQLite and PostgreSQL both have octet_length; neither reads the bytes for it). */
 const SIZE = sql<number>`octet_length(data)`.as('size');
 
+/** A small upload's one chunk. */
+const upsertInlineBlob = preparedInsert('inline_blobs', (q) => q.onConflict((oc) => oc.column('key').doUpdateSet((eb) => ({ data: eb.ref('excluded.data') }))));
+
 /**
  * Writes blob rows with whatever executor the caller holds: the chunk writer records small chunks' bytes in the
  * same transaction as the chunk rows that name them (one commit, and atomic), `put` in a statement of its own.
  * Small blobs only: a statement carries up to 64 of them.
  */
 export async function insertInlineBlobs(db: Executor, blobs: readonly { key: string; data: Uint8Array }[]): Promise<void> {
+  if (blobs.length === 1) {
+    const { key, data } = blobs[0]!;
+    assertValidKey(key);
+    return void (await upsertInlineBlob.run(db, { key, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) }));
+  }
   for (let i = 0; i < blobs.length; i += 64) {
     const rows = blobs.slice(i, i + 64).map(({ key, data }) => {
       assertValidKey(key);

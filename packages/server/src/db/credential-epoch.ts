@@ -103,7 +103,7 @@ function tableName(node: OperationNode | undefined): string | null {
 }
 
 /** Whether a statement may change what a credential check reads; anything it cannot tell is assumed to. */
-function mayChangeCredentials(node: RootOperationNode): boolean {
+export function mayChangeCredentials(node: RootOperationNode): boolean {
   const watched = (n: OperationNode | undefined) => {
     const t = tableName(n);
     return t === null || WATCHED.has(t);

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { openDatabase, type MetadataDb } from './open-database.ts';
-import { preparedQuery, type Params } from './prepared-query.ts';
+import { preparedInsert, preparedQuery, type Params } from './prepared-query.ts';
 import { createTestDatabase, postgresUnavailable } from '../../test/support/postgres.ts';
 
 let builds = 0;
@@ -19,6 +19,9 @@ const childrenNamed = preparedQuery((db, p: Params<{ parent: string; name: strin
     .where('parent_id', '=', p('parent')).where('name', '=', p('name')).where('trashed_at', 'is', null).orderBy('id');
 });
 /** A parameter used twice, next to a constant the builder bound itself. */
+const insertItem = preparedInsert('items');
+const insertChunkIfAbsent = preparedInsert('chunks', (q) => q.onConflict((oc) => oc.columns(['owner_id', 'hash']).doNothing()).returning('id'));
+const insertSession = preparedInsert('sessions');
 const sameNameTwice = preparedQuery((db, p: Params<{ name: string }>) => db.selectFrom('items').select(['id', 'name'])
   .where((eb) => eb.or([eb('name', '=', p('name')), eb('id', '=', p('name'))])).where('kind', '=', 'file').orderBy('id'));
 
@@ -55,6 +58,27 @@ function suite(dialect: string, open: () => Promise<{ m: MetadataDb; cleanup(): 
     it('puts a parameter used twice in both places and keeps the builder\'s own constants', async () => {
       assert.deepEqual((await sameNameTwice.all(m.db, { name: 'x.txt' })).map((r) => r.id), ['b', 'c', 'x.txt']);
       assert.deepEqual(await sameNameTwice.all(m.db, { name: 'docs' }), [], 'docs is a folder: the constant still applies');
+    });
+
+    it('a prepared insert writes each row as given, whichever columns it has, and keeps its ON CONFLICT … RETURNING', async () => {
+      const row = { id: 'p1', owner_id: 'u1', parent_id: 'a', name: 'prepared.txt', kind: 'file', size: 7, content_hash: 'h', version_id: null,
+        rev: 1, created_at: 10, modified_at: 11, trashed_at: null, trash_batch: null };
+      await insertItem.run(m.db, row);
+      await insertItem.run(m.db, { ...row, id: 'p2', name: 'second.txt', size: 8 });
+      const { trashed_at: _t, trash_batch: _b, ...fewer } = { ...row, id: 'p3', name: 'third.txt' }; // other columns: another statement
+      await insertItem.run(m.db, fewer);
+      const got = await m.db.selectFrom('items').selectAll().where('id', 'in', ['p1', 'p2', 'p3']).orderBy('id').execute();
+      assert.deepEqual(got, [row, { ...row, id: 'p2', name: 'second.txt', size: 8 }, { ...row, id: 'p3', name: 'third.txt' }]);
+      const chunk = { id: 'c1', owner_id: 'u1', hash: 'aa', size: 3, blob_key: 'c/u1/aa.1', created_at: 1 };
+      assert.deepEqual(await insertChunkIfAbsent.run(m.db, chunk), [{ id: 'c1' }]);
+      assert.deepEqual(await insertChunkIfAbsent.run(m.db, { ...chunk, id: 'c2', blob_key: 'c/u1/aa.2' }), [], 'the owner has that hash: nothing inserted');
+      await m.db.deleteFrom('items').where('id', 'in', ['p1', 'p2', 'p3']).execute();
+      await m.db.deleteFrom('chunks').where('id', '=', 'c1').execute();
+    });
+
+    it('refuses to prepare a write the credential epoch must see (sessions, credentials, devices, users)', async () => {
+      await assert.rejects(insertSession.run(m.db, { id: 's', user_id: 'u1' }), /must not touch what a credential check reads/);
+      assert.equal(await m.db.selectFrom('sessions').select('id').where('id', '=', 's').executeTakeFirst(), undefined);
     });
 
     it('runs inside a transaction and sees its uncommitted rows', async () => {

@@ -11,16 +11,22 @@
  *   const row = await childByName.first(db, { parentId, name });
  *
  * Rules that keep this honest:
- *   - Only for reads: a write must be compiled every time so that plugins see
- *     it (the credential epoch counts writes as they are compiled).
+ *   - A write may be prepared only if the credential epoch would let it by
+ *     (credential-epoch.ts counts writes as they are compiled, and a prepared
+ *     one is compiled once): its statement is the same on every run, so that
+ *     is decided once, when it is built, and a write to sessions,
+ *     credentials, devices or users is refused there. Used for the rows every
+ *     upload inserts (see preparedInsert).
  *   - A parameter stands for one bound value (`=`, `<`, …), never a list,
  *     an identifier or a piece of SQL: the builder only ever sees a marker.
  *   - Compiled once per dialect adapter, so the same query runs on the
  *     database or inside one of its transactions (Kysely gives both the same
  *     adapter), and on SQLite and PostgreSQL side by side in the tests.
  */
-import { createQueryId, type Compilable, type CompiledQuery, type DialectAdapter } from 'kysely';
+import { createQueryId, SelectQueryNode, type Compilable, type CompiledQuery, type DialectAdapter, type InsertQueryBuilder, type InsertResult } from 'kysely';
 import type { Executor } from '../repositories/executor.ts';
+import type { Database } from './schema.ts';
+import { mayChangeCredentials } from './credential-epoch.ts';
 
 /** Stands for a parameter while the query is compiled; replaced by the caller's value on every run. */
 class Param {
@@ -51,6 +57,9 @@ export function preparedQuery<P extends Record<string, unknown>, O>(
     let q = compiled.get(adapter);
     if (!q) {
       q = build(db, param).compile();
+      if (!SelectQueryNode.is(q.query) && mayChangeCredentials(q.query)) {
+        throw new Error(`a prepared write must not touch what a credential check reads: ${q.sql}`);
+      }
       compiled.set(adapter, q);
     }
     return q;
@@ -67,6 +76,32 @@ export function preparedQuery<P extends Record<string, unknown>, O>(
     all,
     async first(db, params) {
       return (await all(db, params))[0];
+    },
+  };
+}
+
+/**
+ * One row into `table`, every value a parameter: compiled once per dialect and set of columns (the row's own
+ * keys), then run with each row's values. `modify` adds what follows the values (ON CONFLICT, RETURNING).
+ */
+export function preparedInsert<T extends keyof Database & string, O = never>(
+  table: T,
+  modify?: (q: InsertQueryBuilder<Database, T, InsertResult>) => Compilable<O>,
+): { run(db: Executor, row: Record<string, unknown>): Promise<O[]> } {
+  const byColumns = new Map<string, PreparedQuery<Record<string, unknown>, O>>();
+  return {
+    run(db, row) {
+      const columns = Object.keys(row);
+      const key = columns.join(',');
+      let q = byColumns.get(key);
+      if (!q) {
+        q = preparedQuery((qdb, p: Params<Record<string, unknown>>) => {
+          const insert = qdb.insertInto(table).values(Object.fromEntries(columns.map((c) => [c, p(c)])) as never);
+          return modify ? modify(insert) : (insert as unknown as Compilable<O>);
+        });
+        byColumns.set(key, q);
+      }
+      return q.all(db, row);
     },
   };
 }

@@ -2,10 +2,14 @@
 import { SqliteAdapter, type Selectable } from 'kysely';
 import type { ChangesTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
+import { preparedInsert } from '../db/prepared-query.ts';
 import type { ItemRow } from './item.repository.ts';
 
 export type ChangeRow = Selectable<ChangesTable>;
 export type ChangeOp = ChangeRow['op'];
+
+/** Most commits record one change. */
+const insertChange = preparedInsert('changes');
 
 export const changeRepository = {
   /**
@@ -36,7 +40,8 @@ export const changeRepository = {
       parent_id: e.item.parent_id, name: e.item.name, size: e.item.size, content_hash: e.item.content_hash,
       version_id: e.item.version_id, rev: e.item.rev, at: now,
     }));
-    for (let i = 0; i < rows.length; i += 100) await trx.insertInto('changes').values(rows.slice(i, i + 100)).execute();
+    if (rows.length === 1) await insertChange.run(trx, rows[0]!);
+    else for (let i = 0; i < rows.length; i += 100) await trx.insertInto('changes').values(rows.slice(i, i + 100)).execute();
     return last;
   },
 

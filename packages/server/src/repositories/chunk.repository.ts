@@ -6,7 +6,7 @@
 import { sql, type Selectable } from 'kysely';
 import type { ChunksTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
-import { preparedQuery, type Params } from '../db/prepared-query.ts';
+import { preparedInsert, preparedQuery, type Params } from '../db/prepared-query.ts';
 
 export type ChunkRow = Selectable<ChunksTable>;
 
@@ -16,6 +16,9 @@ const ROWS_PER_STATEMENT = 150;
 /** Deduplication asks this for every chunk of every upload. */
 const chunkIdByHash = preparedQuery((db, p: Params<{ ownerId: string; hash: string }>) => db.selectFrom('chunks').select('id')
   .where('owner_id', '=', p('ownerId')).where('hash', '=', p('hash')));
+
+/** A small upload records its one new chunk with this. */
+const insertChunkIfAbsent = preparedInsert('chunks', (q) => q.onConflict((oc) => oc.columns(['owner_id', 'hash']).doNothing()).returning('id'));
 
 export const chunkRepository = {
   /** The id of the owner's chunk with this content hash, if the drive has one. */
@@ -40,6 +43,10 @@ export const chunkRepository = {
     const inserted = new Set<string>();
     // In hash order: two transactions inserting overlapping chunks then wait on their first common key, never on
     // each other's (a deadlock on PostgreSQL).
+    if (rows.length === 1) {
+      for (const r of await insertChunkIfAbsent.run(db, rows[0]!)) inserted.add(r.id);
+      return inserted;
+    }
     const ordered = [...rows].sort((a, b) => (a.hash < b.hash ? -1 : a.hash > b.hash ? 1 : 0));
     for (let i = 0; i < ordered.length; i += ROWS_PER_STATEMENT) {
       const got = await db.insertInto('chunks').values(ordered.slice(i, i + ROWS_PER_STATEMENT))

@@ -6,7 +6,7 @@
 import { sql, type Compilable, type Kysely, type Selectable } from 'kysely';
 import type { ItemsTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
-import { preparedQuery, type Params } from '../db/prepared-query.ts';
+import { preparedInsert, preparedQuery, type Params } from '../db/prepared-query.ts';
 
 export type ItemRow = Selectable<ItemsTable>;
 export type SortKey = 'name' | 'modified' | 'size';
@@ -15,6 +15,8 @@ const SORT_COLUMN = { name: 'name', modified: 'modified_at', size: 'size' } as c
 
 const itemById = preparedQuery((db, p: Params<{ ownerId: string; id: string }>) => db.selectFrom('items').selectAll()
   .where('id', '=', p('id')).where('owner_id', '=', p('ownerId')));
+/** Every new file and folder. */
+const insertItem = preparedInsert('items');
 /** One name in one folder: conflict checks, an upload's target. */
 const liveChildByName = preparedQuery((db, p: Params<{ parentId: string; name: string }>) => db.selectFrom('items').selectAll()
   .where('parent_id', '=', p('parentId')).where('name', '=', p('name')).where('trashed_at', 'is', null));
@@ -58,7 +60,7 @@ export const itemRepository = {
   },
 
   async insert(db: Executor, row: ItemRow): Promise<void> {
-    await db.insertInto('items').values(row).execute();
+    await insertItem.run(db, row);
   },
 
   async findById(db: Executor, ownerId: string, id: string): Promise<ItemRow | undefined> {

@@ -3,7 +3,7 @@ import type { Selectable } from 'kysely';
 import { CofferError } from '@coffer/protocol';
 import type { VersionsTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
-import { preparedQuery, type Params } from '../db/prepared-query.ts';
+import { preparedInsert, preparedQuery, type Params } from '../db/prepared-query.ts';
 
 export type VersionRow = Selectable<VersionsTable>;
 export interface ManifestEntry { seq: number; offset: number; size: number; blob_key: string; hash: string }
@@ -21,15 +21,20 @@ const manifestOf = preparedQuery((db, p: Params<{ versionId: string }>) => manif
 const manifestWithSmallChunksOf = preparedQuery((db, p: Params<{ versionId: string }>) =>
   manifestQuery(db, p('versionId')).leftJoin('inline_blobs', 'inline_blobs.key', 'chunks.blob_key').select('inline_blobs.data'));
 
+/** Every upload writes a version and, for a small file, a one-chunk manifest. */
+const insertVersion = preparedInsert('versions');
+const insertVersionChunk = preparedInsert('version_chunks');
+
 export const versionRepository = {
   async insert(db: Executor, row: VersionRow, chunks: ChunkRef[]): Promise<void> {
-    await db.insertInto('versions').values(row).execute();
+    await insertVersion.run(db, row);
     let offset = 0;
     const rows = chunks.map((c, seq) => {
       const r = { version_id: row.id, seq, chunk_id: c.chunkId, offset, size: c.size };
       offset += c.size;
       return r;
     });
+    if (rows.length === 1) return void (await insertVersionChunk.run(db, rows[0]!));
     // Batches keep each statement under SQLite's bound-parameter limit.
     for (let i = 0; i < rows.length; i += 150) {
       await db.insertInto('version_chunks').values(rows.slice(i, i + 150)).execute();
