@@ -91,26 +91,52 @@ export async function buildHttpServer(services: Services, authenticator: Authent
  * requests serializing and writing the second line was ~3 % of the CPU. The arrival is logged at debug level.
  * A request whose connection goes away before the response is complete (a client hanging up mid-upload, a push
  * stream closed, a response the server cut off) gets its line too, 'request aborted': Fastify writes none for it.
+ * Query-string secrets (a device sign-in code, a token) are left out of every line that names the request.
  * Fastify's other lines (stream errors, errors after the headers went out) stay as they are.
  */
 class RequestLog extends LogController {
   override incomingRequest(request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
-    request.log.debug({ req: request }, 'incoming request');
-    const ip = request.ip;
-    const port = request.socket.remotePort;
+    // Taken now: the socket, and with it the client's address, may be gone when an aborted request is logged.
+    const req = loggedRequest(request, request.ip, request.socket.remotePort);
+    requests.set(request, req);
+    request.log.debug({ req }, 'incoming request');
     reply.raw.once('close', () => {
-      if (reply.raw.writableFinished) return;
-      // The socket may be gone by now, and with it the client's address: give the serializer the request as it came.
-      const req = { method: request.method, url: request.url, host: request.host, ip, socket: { remotePort: port } };
-      reply.log.info({ req, res: reply, responseTime: reply.elapsedTime }, 'request aborted');
+      if (!reply.raw.writableFinished) reply.log.info({ req, res: reply, responseTime: reply.elapsedTime }, 'request aborted');
     });
   }
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
-    // Fastify's serializers turn these into { method, url, version, host, remoteAddress, remotePort } and { statusCode }.
-    if (error) reply.log.error({ req: request, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
-    else reply.log.info({ req: request, res: reply, responseTime: reply.elapsedTime }, 'request completed');
+    const req = requests.get(request) ?? loggedRequest(request, request.ip, request.socket?.remotePort);
+    if (error) reply.log.error({ req, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
+    else reply.log.info({ req, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   }
+
+  // Fastify's own lines that name the request (its default error handler's, a failed writeHead): without the secrets too.
+  override defaultErrorLog(error: Error, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    const req = requests.get(request) ?? loggedRequest(request, request.ip, request.socket?.remotePort);
+    if (reply.statusCode >= 500) reply.log.error({ req, res: reply, err: error }, error?.message);
+    else reply.log.info({ res: reply, err: error }, error?.message);
+  }
+
+  override writeHeadError(error: Error, request: FastifyRequest, reply: FastifyReply): void {
+    if (this.isLogDisabled(request)) return;
+    reply.log.warn({ req: requests.get(request) ?? loggedRequest(request, request.ip, request.socket?.remotePort), res: reply, err: error }, error?.message);
+  }
+}
+
+const requests = new WeakMap<FastifyRequest, ReturnType<typeof loggedRequest>>();
+
+/**
+ * Query parameters that carry a secret: the device sign-in code a user types (`/device?code=`, the pending
+ * lookup's `userCode`), and any `token`. Their values never reach the log.
+ */
+const SECRET_QUERY = /([?&](?:code|userCode|token)=)[^&#]*/gi;
+
+/** The request as Fastify's serializer reads it ({ method, url, host, remoteAddress: ip, remotePort }), its secrets left out. */
+function loggedRequest(request: FastifyRequest, ip: string | undefined, port: number | undefined) {
+  const url = request.url.includes('?') ? request.url.replace(SECRET_QUERY, '$1[Redacted]') : request.url;
+  return { method: request.method, url, host: request.host, ip, socket: { remotePort: port } };
 }

@@ -61,6 +61,20 @@ describe('request log', () => {
     });
   }
 
+  it('a device sign-in code or a token in the query string never reaches the log', async (t) => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'coffer-reqlog-'));
+    t.after(() => rm(dataDir, { recursive: true, force: true }));
+    const server = await spawnServer(storageArgs(dataDir), { args: ['--log-level', 'debug'] });
+    t.after(() => server.kill());
+    for (const path of ['/device?code=WXYZ-QRST', '/api/v1/auth/device/pending?userCode=WXYZ-QRST&x=1', '/healthz?a=1&token=tok-5e3d&b=2']) {
+      await (await fetch(`${server.url}${path}`)).text();
+    }
+    await waitFor('three request lines', () => lines(server.output()).filter((l) => l.msg === 'request completed').length >= 3, 10_000);
+    const urls = lines(server.output()).filter((l) => l.msg === 'request completed' || l.msg === 'incoming request').map((l) => l.req?.url);
+    assert.deepEqual([...new Set(urls)], ['/device?code=[Redacted]', '/api/v1/auth/device/pending?userCode=[Redacted]&x=1', '/healthz?a=1&token=[Redacted]&b=2']);
+    assert.ok(!/WXYZ|QRST|tok-5e3d/.test(server.output()), 'a secret reached the log');
+  });
+
   it('a request whose client hangs up mid-body gets its line, with method and url', async (t) => {
     const dataDir = await mkdtemp(join(tmpdir(), 'coffer-reqlog-'));
     t.after(() => rm(dataDir, { recursive: true, force: true }));
