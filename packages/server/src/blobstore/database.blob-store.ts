@@ -42,17 +42,13 @@ const upsertInlineBlob = preparedInsert('inline_blobs', (q) => q.onConflict((oc)
  * Small blobs only: a statement carries up to 64 of them.
  */
 export async function insertInlineBlobs(db: Executor, blobs: readonly { key: string; data: Uint8Array }[]): Promise<void> {
-  if (blobs.length === 1) {
-    const { key, data } = blobs[0]!;
+  const rows = blobs.map(({ key, data }) => {
     assertValidKey(key);
-    return void (await upsertInlineBlob.run(db, { key, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) }));
-  }
-  for (let i = 0; i < blobs.length; i += 64) {
-    const rows = blobs.slice(i, i + 64).map(({ key, data }) => {
-      assertValidKey(key);
-      return { key, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
-    });
-    await db.insertInto('inline_blobs').values(rows)
+    return { key, data: Buffer.from(data.buffer, data.byteOffset, data.byteLength) };
+  });
+  if (rows.length === 1) return void (await upsertInlineBlob.run(db, rows[0]!));
+  for (let i = 0; i < rows.length; i += 64) {
+    await db.insertInto('inline_blobs').values(rows.slice(i, i + 64))
       .onConflict((oc) => oc.column('key').doUpdateSet((eb) => ({ data: eb.ref('excluded.data') })))
       .execute();
   }

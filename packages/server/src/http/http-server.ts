@@ -108,7 +108,7 @@ class RequestLog extends LogController {
 
   override requestCompleted(error: Error | null | undefined, request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
-    const req = requests.get(request) ?? loggedRequest(request, request.ip, request.socket?.remotePort);
+    const req = requestForLog(request);
     if (error) reply.log.error({ req, res: reply, err: error, responseTime: reply.elapsedTime }, 'request errored');
     else reply.log.info({ req, res: reply, responseTime: reply.elapsedTime }, 'request completed');
   }
@@ -116,18 +116,20 @@ class RequestLog extends LogController {
   // Fastify's own lines that name the request (its default error handler's, a failed writeHead): without the secrets too.
   override defaultErrorLog(error: Error, request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
-    const req = requests.get(request) ?? loggedRequest(request, request.ip, request.socket?.remotePort);
+    const req = requestForLog(request);
     if (reply.statusCode >= 500) reply.log.error({ req, res: reply, err: error }, error?.message);
     else reply.log.info({ res: reply, err: error }, error?.message);
   }
 
   override writeHeadError(error: Error, request: FastifyRequest, reply: FastifyReply): void {
     if (this.isLogDisabled(request)) return;
-    reply.log.warn({ req: requests.get(request) ?? loggedRequest(request, request.ip, request.socket?.remotePort), res: reply, err: error }, error?.message);
+    reply.log.warn({ req: requestForLog(request), res: reply, err: error }, error?.message);
   }
 }
 
 const requests = new WeakMap<FastifyRequest, ReturnType<typeof loggedRequest>>();
+/** As taken on arrival, else now (a request Fastify refused before its arrival was logged). */
+const requestForLog = (request: FastifyRequest) => requests.get(request) ?? loggedRequest(request, request.ip, request.socket?.remotePort);
 
 /**
  * Query parameters that carry a secret: the device sign-in code a user types (`/device?code=`, the pending

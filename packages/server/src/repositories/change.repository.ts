@@ -16,9 +16,10 @@ export const changeRepository = {
    * Takes the drive's write lock for the rest of the transaction, so checks
    * made afterwards (ancestors, parent still live, still in the bin) cannot
    * be invalidated by a concurrent writer before commit. On PostgreSQL every
-   * writer of a drive first updates its user row (a no-op): the row lock. On SQLite every transaction begins IMMEDIATE
-   * (db/sqlite-dialect.ts) and so holds the database's write lock already:
-   * the statement would be one more per upload for nothing.
+   * writer of a drive first updates its user row (a no-op): the row lock.
+   * On SQLite every transaction begins IMMEDIATE (db/sqlite-dialect.ts) and
+   * so holds the database's write lock already: the statement would be one
+   * more per upload for nothing.
    */
   async lockDrive(trx: Executor, ownerId: string): Promise<void> {
     if (trx.getExecutor().adapter instanceof SqliteAdapter) return;
