@@ -11,6 +11,7 @@ import type { BlobStore } from './blobstore/blob-store.ts';
 import { LocalBlobStore } from './blobstore/local.blob-store.ts';
 import { DatabaseBlobStore } from './blobstore/database.blob-store.ts';
 import { RoutedBlobStore } from './blobstore/routed.blob-store.ts';
+import { PackedBlobStore } from './blobstore/packed.blob-store.ts';
 import { INLINE_KEY_PREFIX } from './services/chunk-writer.ts';
 import { noPublisher, systemClock, type ChangePublisher, type Clock, type RevocationPublisher, type ServiceDeps } from './services/context.ts';
 import { TreeService } from './services/tree.service.ts';
@@ -107,7 +108,8 @@ export async function createCoffer(config: Config, opts: {
   const logger = opts.logger ?? pino({ level: config.logLevel });
   const metadata = await openDatabase({ databaseUrl: config.databaseUrl, dataDir: resolve(config.dataDir), sqliteCacheMib: config.sqliteCacheMib });
   // Small chunks live in the metadata database whatever the setting says now: ones stored earlier must stay readable.
-  const blobs = new RoutedBlobStore(await createBlobStore(config), { prefix: INLINE_KEY_PREFIX, store: new DatabaseBlobStore(metadata.db) });
+  // The main store reads chunks inside packs (written where it can build them: local disk).
+  const blobs = new RoutedBlobStore(new PackedBlobStore(await createBlobStore(config)), { prefix: INLINE_KEY_PREFIX, store: new DatabaseBlobStore(metadata.db) });
   try {
     await blobs.init();
   } catch (e) {

@@ -4,7 +4,8 @@
  *
  * Each case gets a fresh store from `make`; the suite calls `init()` before the
  * case and `close()` then `cleanup()` after it. A skipped case must name why:
- * `skip: { '<case title>': 's3rver writes objects in place' }`.
+ * `skip: { '<case title>': 's3rver writes objects in place' }`. Stores that
+ * build packs (`openPack`: local, memory) also run the pack cases (`packs: true`).
  *
  * A put that fails or dies midway cannot be provoked through the interface
  * alone, so each implementation's own tests cover it (local: injected write
@@ -227,17 +228,72 @@ const cases: Case[] = [
   }],
 ];
 
+/** Cases for stores that build packs (`openPack`): run with `packs: true`. */
+const packCases: Case[] = [
+  ['a pack holds its appends in order at the offsets append gave, visible only once sealed', async (store) => {
+    const pack = store.openPack!();
+    const parts = [randomBytes(3 * MiB + 7), new Uint8Array(0), randomBytes(1), randomBytes(200_000)];
+    const placed = parts.map((d) => pack.append(d));
+    assert.deepEqual(placed.map((p) => p.offset), [0, 3 * MiB + 7, 3 * MiB + 7, 3 * MiB + 8]);
+    assert.equal(pack.size, 3 * MiB + 8 + 200_000);
+    await Promise.all(placed.map((p) => p.written));
+    assert.equal(await store.stat('pk/one'), null, 'nothing under the key before the seal');
+    assert.deepEqual(await listAll(store, 'pk/'), new Map());
+    await pack.seal('pk/one');
+    await assertContent(store, 'pk/one', Buffer.concat(parts));
+    const mid = await readAll(await store.get('pk/one', { start: 3 * MiB + 7, end: 3 * MiB + 7 }));
+    assert.ok(mid.equals(parts[2]!), 'a range reads one member');
+    assert.deepEqual([...(await listAll(store, 'pk/')).entries()], [['pk/one', 3 * MiB + 8 + 200_000]]);
+  }],
+
+  ['a pack with no appends seals to an empty blob', async (store) => {
+    const pack = store.openPack!();
+    await pack.seal('pk/empty');
+    assert.deepEqual(await store.stat('pk/empty'), { size: 0 });
+  }],
+
+  ['an aborted pack leaves nothing, and cannot be sealed afterwards', async (store) => {
+    const pack = store.openPack!();
+    await pack.append(randomBytes(MiB)).written;
+    await pack.abort();
+    await pack.abort(); // idempotent
+    await assert.rejects(pack.seal('pk/aborted'));
+    assert.throws(() => pack.append(Buffer.from('late')));
+    assert.equal(await store.stat('pk/aborted'), null);
+    assert.deepEqual(await listAll(store, ''), new Map());
+    assert.equal(await store.cleanupAbandoned(), 0, 'no temp file left for the cleanup either');
+  }],
+
+  ['abort after a seal keeps the sealed blob; append after a seal throws', async (store) => {
+    const pack = store.openPack!();
+    const data = randomBytes(4096);
+    pack.append(data);
+    await pack.seal('pk/kept');
+    await pack.abort();
+    assert.throws(() => pack.append(data));
+    await assertContent(store, 'pk/kept', data);
+  }],
+
+  ['packs filled at once do not mix', async (store) => {
+    const packs = Array.from({ length: 6 }, () => store.openPack!());
+    const data = packs.map(() => Array.from({ length: 5 }, () => randomBytes(50_000 + Math.floor(Math.random() * 50_000))));
+    for (let i = 0; i < 5; i++) packs.forEach((p, j) => p.append(data[j]![i]!));
+    await Promise.all(packs.map((p, j) => p.seal(`pk/many/${j}`)));
+    for (let j = 0; j < packs.length; j++) await assertContent(store, `pk/many/${j}`, Buffer.concat(data[j]!));
+  }],
+];
+
 export function runBlobStoreConformance(
   name: string,
   make: BlobStoreFactory,
-  opts: { skip?: Record<string, string> } = {},
+  opts: { skip?: Record<string, string>; packs?: boolean } = {},
 ): void {
   const skip = opts.skip ?? {};
-  const unknown = Object.keys(skip).filter((title) => !cases.some(([t]) => t === title));
+  const unknown = Object.keys(skip).filter((title) => ![...cases, ...packCases].some(([t]) => t === title));
   if (unknown.length > 0) throw new Error(`skip names unknown conformance cases: ${unknown.join(', ')}`);
 
   describe(`BlobStore conformance: ${name}`, () => {
-    for (const [title, run] of cases) {
+    for (const [title, run] of opts.packs ? [...cases, ...packCases] : cases) {
       it(title, { skip: skip[title] ?? false }, async () => {
         const { store, cleanup } = await make();
         try {

@@ -14,6 +14,10 @@
  * - Keys are opaque strings of [A-Za-z0-9/_.-]; '..' never appears.
  * - `list(prefix)` matches a plain string prefix, as S3 does ('a' lists 'ab/c').
  * The database store (small chunks) is durable in its own way: see database.blob-store.ts.
+ *
+ * Packs (optional, `openPack`): many chunks appended to one blob, made durable
+ * by one fsync instead of one per chunk; each chunk is then read through a
+ * member key naming its pack, offset and size (see packed.blob-store.ts).
  */
 import type { Readable } from 'node:stream';
 
@@ -33,6 +37,29 @@ export interface BlobCapabilities {
   readonly localFiles: boolean;
 }
 
+/**
+ * A blob being built by appends (a pack of chunks). Nothing is visible under
+ * any key until `seal` resolves; `abort`, or a crash, leaves nothing behind but
+ * a temp file that cleanupAbandoned removes.
+ */
+export interface BlobPack {
+  /** Bytes appended so far: the offset the next append gets. */
+  readonly size: number;
+  /**
+   * Appends `data` at `size`. `written` resolves once the store no longer reads
+   * `data` (it is in the page cache, not yet durable); it never rejects: a failed
+   * write makes `seal` reject.
+   */
+  append(data: Uint8Array): { offset: number; written: Promise<void> };
+  /** Waits for every append, then stores the whole pack atomically and durably under `key`. */
+  seal(key: string): Promise<void>;
+  /** Drops the pack once its appends are done. Idempotent; safe after a failed seal. */
+  abort(): Promise<void>;
+}
+
+/** Where a blob's bytes start in a local file (a pack's member starts inside its pack). */
+export interface LocalFile { path: string; offset: number }
+
 export interface BlobStore {
   readonly kind: string;
   readonly capabilities: BlobCapabilities;
@@ -47,8 +74,10 @@ export interface BlobStore {
   list(prefix: string): AsyncIterable<{ key: string; size: number }>;
   /** Removes temp files left by writers that died (crash, SIGKILL). Returns how many. */
   cleanupAbandoned(): Promise<number>;
-  /** Local path of a blob when `capabilities.localFiles` is true; null for one kept elsewhere (see RoutedBlobStore). */
-  localPath?(key: string): string | null;
+  /** The local file holding a blob when `capabilities.localFiles` is true; null for one kept elsewhere (see RoutedBlobStore). */
+  localFile?(key: string): LocalFile | null;
+  /** Starts a pack, when the store can build blobs by appending (see BlobPack). */
+  openPack?(): BlobPack;
   close(): Promise<void>;
 }
 

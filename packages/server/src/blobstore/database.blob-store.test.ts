@@ -89,8 +89,8 @@ describe('RoutedBlobStore: small chunks in the database, the rest on disk', () =
   });
 
   it('gives a local path only for blobs that are files', async () => {
-    assert.equal(store.localPath('i/u1/aa.1'), null);
-    assert.equal(store.localPath('c/u1/bb/bb.1'), join(dir, 'blobs', 'c', 'u1', 'bb', 'bb.1'));
+    assert.equal(store.localFile('i/u1/aa.1'), null);
+    assert.deepEqual(store.localFile('c/u1/bb/bb.1'), { path: join(dir, 'blobs', 'c', 'u1', 'bb', 'bb.1'), offset: 0 });
     assert.equal(store.capabilities.localFiles, true);
     await store.delete('i/u1/aa.1'); // deleting a missing routed key resolves, as for any store
   });

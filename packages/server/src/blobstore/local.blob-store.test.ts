@@ -14,7 +14,7 @@ const MiB = 1 << 20;
 runBlobStoreConformance('local', async () => {
   const root = await mkdtemp(join(tmpdir(), 'coffer-blobs-'));
   return { store: new LocalBlobStore(root), cleanup: () => rm(root, { recursive: true, force: true }) };
-});
+}, { packs: true });
 
 describe('LocalBlobStore specifics', () => {
   let root: string;

@@ -14,8 +14,10 @@ import {
   assertValidPrefix,
   assertValidRange,
   BlobNotFoundError,
+  type BlobPack,
   type BlobStat,
   type BlobStore,
+  type LocalFile,
   type PutOptions,
 } from './blob-store.ts';
 
@@ -44,6 +46,10 @@ export class LocalBlobStore implements BlobStore {
     await mkdir(this.#tmpDir, { recursive: true });
   }
 
+  localFile(key: string): LocalFile {
+    return { path: this.localPath(key), offset: 0 };
+  }
+
   localPath(key: string): string {
     assertValidKey(key);
     if (key === TMP_DIR || key.startsWith(`${TMP_DIR}/`)) {
@@ -66,27 +72,50 @@ export class LocalBlobStore implements BlobStore {
 
   async #put(key: string, data: Uint8Array, onWritten: () => void): Promise<void> {
     const path = this.localPath(key);
-    const dir = dirname(path);
-    // Shard folders only ever appear; remembering them saves two syscalls per put.
-    let firstCreated = this.#knownDirs.has(dir) ? undefined : await mkdir(dir, { recursive: true });
+    const tmp = await this.#newTemp();
+    let fh: FileHandle | undefined;
+    try {
+      fh = await open(tmp, 'wx');
+      await writeAll(fh, data, 0);
+      onWritten(); // the bytes are in the page cache: the caller may reuse the buffer while fsync runs
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+    } catch (err) {
+      await fh?.close().catch(() => {});
+      await this.#dropTemp(tmp, err);
+      throw err;
+    }
+    await this.#commitTemp(tmp, path);
+  }
+
+  /** A fresh temp name in the staging folder, protected from cleanupAbandoned until #commitTemp or #dropTemp. */
+  async #newTemp(): Promise<string> {
     if (!this.#knownDirs.has(this.#tmpDir)) {
       await mkdir(this.#tmpDir, { recursive: true });
       this.#knownDirs.add(this.#tmpDir);
     }
     const tmp = join(this.#tmpDir, `${process.pid}-${randomBytes(8).toString('hex')}`);
     this.#inFlight.add(tmp);
-    let fh: FileHandle | undefined;
+    return tmp;
+  }
+
+  async #dropTemp(tmp: string, err?: unknown): Promise<void> {
+    if (err !== undefined && isMissing(err)) {
+      // Someone removed folders under us: look again next time, and drop handles on folders that may be gone.
+      this.#knownDirs.clear();
+      await this.#dirs.forget();
+    }
+    await rm(tmp, { force: true }).catch(() => {});
+    this.#inFlight.delete(tmp);
+  }
+
+  /** Renames a complete, fsynced temp file to `path` and makes the rename durable. */
+  async #commitTemp(tmp: string, path: string): Promise<void> {
+    const dir = dirname(path);
     try {
-      fh = await open(tmp, 'wx');
-      // fh.write may write less than asked, and slices keep each syscall bounded.
-      for (let off = 0; off < data.byteLength; ) {
-        const { bytesWritten } = await fh.write(data, off, Math.min(WRITE_SLICE, data.byteLength - off));
-        off += bytesWritten;
-      }
-      onWritten(); // the bytes are in the page cache: the caller may reuse the buffer while fsync runs
-      await fh.sync();
-      await fh.close();
-      fh = undefined;
+      // Shard folders only ever appear; remembering them saves two syscalls per put.
+      let firstCreated = this.#knownDirs.has(dir) ? undefined : await mkdir(dir, { recursive: true });
       try {
         await rename(tmp, path);
       } catch (err) {
@@ -97,25 +126,84 @@ export class LocalBlobStore implements BlobStore {
         firstCreated = await mkdir(dir, { recursive: true });
         await rename(tmp, path);
       }
-    } catch (err) {
-      if (isMissing(err)) {
-        // Someone removed folders under us: look again next time, and drop handles on folders that may be gone.
-        this.#knownDirs.clear();
-        await this.#dirs.forget();
-      }
-      await fh?.close().catch(() => {});
-      await rm(tmp, { force: true }).catch(() => {});
-      throw err;
-    } finally {
       this.#inFlight.delete(tmp);
-    }
-    // The rename is durable only once the directory entry is; new shard folders need their parents synced too.
-    await this.#dirs.sync(dir);
-    for (let d = dir; firstCreated !== undefined && d !== dirname(d); d = dirname(d)) {
-      await this.#dirs.sync(dirname(d));
-      if (d === firstCreated) break;
+      // The rename is durable only once the directory entry is; new shard folders need their parents synced too.
+      await this.#dirs.sync(dir);
+      for (let d = dir; firstCreated !== undefined && d !== dirname(d); d = dirname(d)) {
+        await this.#dirs.sync(dirname(d));
+        if (d === firstCreated) break;
+      }
+    } catch (err) {
+      await this.#dropTemp(tmp, err);
+      throw err;
     }
     this.#knownDirs.add(dir);
+  }
+
+  /**
+   * A pack: appends go to one temp file with positional writes (several may be in flight), and `seal` makes it
+   * durable with one fsync and one rename, where per-chunk blobs cost an fsync, a rename and a folder fsync each.
+   */
+  openPack(): BlobPack {
+    const file = this.#newTemp().then(async (tmp) => {
+      try {
+        return { tmp, fh: await open(tmp, 'wx') };
+      } catch (err) {
+        await this.#dropTemp(tmp, err);
+        throw err;
+      }
+    });
+    file.catch(() => {}); // reported by seal
+    const writes: Promise<void>[] = [];
+    let size = 0;
+    let ended = false;
+    let aborted = false;
+    /** The seal or the abort, whichever came first: the other then only waits for it. */
+    let settled: Promise<void> | null = null;
+    return {
+      get size() { return size; },
+      append: (data) => {
+        if (ended) throw new Error('append to a sealed or aborted pack');
+        const offset = size;
+        size += data.byteLength;
+        const write = file.then(({ fh }) => writeAll(fh, data, offset));
+        writes.push(write);
+        return { offset, written: write.then(() => {}, () => {}) };
+      },
+      seal: (key) => {
+        if (aborted) return Promise.reject(new Error('seal of an aborted pack'));
+        ended = true;
+        const path = this.localPath(key);
+        settled ??= (async () => {
+          const { tmp, fh } = await file;
+          try {
+            const failed = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
+            if (failed) throw (failed as PromiseRejectedResult).reason;
+            await fh.sync();
+            await fh.close();
+          } catch (err) {
+            await fh.close().catch(() => {});
+            await this.#dropTemp(tmp, err);
+            throw err;
+          }
+          await this.#commitTemp(tmp, path);
+        })();
+        return settled;
+      },
+      abort: async () => {
+        ended = true;
+        if (settled === null) aborted = true;
+        // After a seal there is nothing of ours left to drop (a failed seal dropped its temp file).
+        settled ??= (async () => {
+          await Promise.allSettled(writes);
+          const f = await file.catch(() => null);
+          if (!f) return;
+          await f.fh.close().catch(() => {});
+          await this.#dropTemp(f.tmp);
+        })();
+        await settled.catch(() => {});
+      },
+    };
   }
 
   async get(key: string, range?: { start: number; end: number }): Promise<Readable> {
@@ -215,6 +303,14 @@ export class LocalBlobStore implements BlobStore {
 
   async close(): Promise<void> {
     await this.#dirs.forget();
+  }
+}
+
+/** Writes all of `data` at `position`: fh.write may write less than asked, and slices keep each syscall bounded. */
+async function writeAll(fh: FileHandle, data: Uint8Array, position: number): Promise<void> {
+  for (let off = 0; off < data.byteLength; ) {
+    const { bytesWritten } = await fh.write(data, off, Math.min(WRITE_SLICE, data.byteLength - off), position + off);
+    off += bytesWritten;
   }
 }
 

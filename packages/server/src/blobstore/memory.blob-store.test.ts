@@ -3,7 +3,7 @@ import { it } from 'node:test';
 import { readAll, runBlobStoreConformance } from './blob-store.conformance.ts';
 import { MemoryBlobStore } from './memory.blob-store.ts';
 
-runBlobStoreConformance('memory', async () => ({ store: new MemoryBlobStore(), cleanup: async () => {} }));
+runBlobStoreConformance('memory', async () => ({ store: new MemoryBlobStore(), cleanup: async () => {} }), { packs: true });
 
 it('memory: stores are independent of each other', async () => {
   const a = new MemoryBlobStore();

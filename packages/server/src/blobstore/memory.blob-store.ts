@@ -5,6 +5,7 @@ import {
   assertValidPrefix,
   assertValidRange,
   BlobNotFoundError,
+  type BlobPack,
   type BlobStat,
   type BlobStore,
   type PutOptions,
@@ -53,6 +54,30 @@ export class MemoryBlobStore implements BlobStore {
     for (const [key, blob] of [...this.#blobs]) {
       if (key.startsWith(prefix)) yield { key, size: blob.byteLength };
     }
+  }
+
+  /** A pack held in memory until it is sealed. */
+  openPack(): BlobPack {
+    const parts: Uint8Array[] = [];
+    let size = 0;
+    let done = false;
+    return {
+      get size() { return size; },
+      append: (data) => {
+        if (done) throw new Error('append to a sealed or aborted pack');
+        const offset = size;
+        parts.push(new Uint8Array(data));
+        size += data.byteLength;
+        return { offset, written: Promise.resolve() };
+      },
+      seal: async (key) => {
+        if (done) throw new Error('seal of a sealed or aborted pack');
+        done = true;
+        assertValidKey(key);
+        this.#blobs.set(key, Buffer.concat(parts));
+      },
+      abort: async () => { done = true; },
+    };
   }
 
   async cleanupAbandoned(): Promise<number> {

@@ -4,7 +4,7 @@
  * The key alone says where a blob is, so nothing else needs to know.
  */
 import type { Readable } from 'node:stream';
-import { assertValidPrefix, type BlobStat, type BlobStore, type PutOptions } from './blob-store.ts';
+import { assertValidPrefix, type BlobPack, type BlobStat, type BlobStore, type LocalFile, type PutOptions } from './blob-store.ts';
 
 export class RoutedBlobStore implements BlobStore {
   readonly kind: string;
@@ -64,9 +64,14 @@ export class RoutedBlobStore implements BlobStore {
   }
 
   /** Null for a blob that has no file of its own (a routed one, or none on this store). */
-  localPath(key: string): string | null {
-    if (key.startsWith(this.#prefix) || !this.#main.localPath) return null;
-    return this.#main.localPath(key);
+  localFile(key: string): LocalFile | null {
+    if (key.startsWith(this.#prefix) || !this.#main.localFile) return null;
+    return this.#main.localFile(key);
+  }
+
+  /** Packs are built in the main store (the side store holds only small chunks, one row each). */
+  get openPack(): (() => BlobPack) | undefined {
+    return this.#main.openPack?.bind(this.#main);
   }
 
   async close(): Promise<void> {

@@ -3,10 +3,11 @@
  * uploads in progress. Collection relies on the foreign keys: deleting a
  * chunk that something references fails instead of succeeding.
  */
-import { sql, type Selectable } from 'kysely';
+import { PostgresAdapter, sql, type Selectable } from 'kysely';
 import type { ChunksTable } from '../db/schema.ts';
 import type { Executor } from './executor.ts';
 import { preparedInsert, preparedQuery, type Params } from '../db/prepared-query.ts';
+import { PACK_KEY_PREFIX } from '../blobstore/packed.blob-store.ts';
 
 export type ChunkRow = Selectable<ChunksTable>;
 
@@ -98,7 +99,17 @@ export const chunkRepository = {
     return db.selectFrom('chunks').selectAll().execute();
   },
 
-  async keyExists(db: Executor, blobKey: string): Promise<boolean> {
-    return !!(await db.selectFrom('chunks').select('id').where('blob_key', '=', blobKey).executeTakeFirst());
+  /** Whether a chunk row names this blob: as its key, or, for a pack, as the pack of one of its members. */
+  async blobInUse(db: Executor, blobKey: string): Promise<boolean> {
+    let q = db.selectFrom('chunks').select('id');
+    if (blobKey.startsWith(PACK_KEY_PREFIX)) {
+      // Members are `<pack>/<offset>-<size>`: the keys after `<pack>/` and before `<pack>0` ('0' follows '/'), byte by byte
+      // (migration 0007).
+      const key = db.getExecutor().adapter instanceof PostgresAdapter ? sql<string>`blob_key collate "C"` : sql<string>`blob_key`;
+      q = q.where(key, '>', `${blobKey}/`).where(key, '<', `${blobKey}0`);
+    } else {
+      q = q.where('blob_key', '=', blobKey);
+    }
+    return !!(await q.limit(1).executeTakeFirst());
   },
 };

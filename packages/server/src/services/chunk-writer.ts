@@ -11,7 +11,7 @@
  * row, whose references keep the garbage collector off the chunks.
  */
 import { createHash } from 'node:crypto';
-import { CHUNK_MAX, CofferError } from '@coffer/protocol';
+import { CHUNK_MAX, CHUNK_MIN, CofferError } from '@coffer/protocol';
 import { newGeneration, newId } from '../db/ids.ts';
 import { isForeignKeyViolation } from '../db/errors.ts';
 import { chunkRepository, type ChunkRow } from '../repositories/chunk.repository.ts';
@@ -21,6 +21,8 @@ import type { ChunkRef } from '../repositories/version.repository.ts';
 import type { ServiceDeps } from './context.ts';
 import { insertInlineBlobs } from '../blobstore/database.blob-store.ts';
 import { releaseChunkBuffer } from './chunk-buffers.ts';
+import { ChunkPacker, PACK_BYTES } from './chunk-packer.ts';
+import { PACK_KEY_PREFIX, storedBlobKey } from '../blobstore/packed.blob-store.ts';
 
 /**
  * How many chunk writes one upload keeps in flight (bounds memory to this × CHUNK_MAX).
@@ -28,9 +30,12 @@ import { releaseChunkBuffer } from './chunk-buffers.ts';
  * page cache, before the fsync), and ~8 MiB less memory over a 5 GiB upload.
  */
 const WRITE_CONCURRENCY = 4;
-/** How much one upload may have written and not yet fsynced. */
-const UNSYNCED_CHUNKS = 256;
-const UNSYNCED_BYTES = 32 * CHUNK_MAX;
+/**
+ * How much one upload may have written and not yet fsynced: dirty pages, not memory. Room for three packs (two
+ * syncing while the next fills), so waiting here seals a part-filled pack only when the disk falls behind.
+ */
+const UNSYNCED_CHUNKS = 3 * (PACK_BYTES / CHUNK_MIN);
+const UNSYNCED_BYTES = 3 * PACK_BYTES;
 /** Record new chunks after this many, or after this long, whichever comes first. */
 const FLUSH_EVERY_CHUNKS = 64;
 const FLUSH_EVERY_MS = 30_000;
@@ -43,10 +48,14 @@ export const ORPHAN_GRACE_MS = 15 * 60_000;
 /** Rows are recorded well before their blob could be swept, or not at all. */
 const RECORD_DEADLINE_MS = ORPHAN_GRACE_MS - 5 * 60_000;
 
-/** Blob keys of chunks: `c/<owner>/<2 hex>/<sha256>.<generation>` for most, `i/<owner>/<sha256>.<generation>` for small ones kept in the metadata database. */
+/**
+ * Blob keys of chunks: `p/<owner>/pack.<generation>/<offset>-<size>` inside a pack where the store builds packs
+ * (local disk), else `c/<owner>/<2 hex>/<sha256>.<generation>` (S3, and drives written before packs); and
+ * `i/<owner>/<sha256>.<generation>` for small ones kept in the metadata database.
+ */
 export const CHUNK_KEY_PREFIX = 'c/';
 export const INLINE_KEY_PREFIX = 'i/';
-export const CHUNK_KEY_PREFIXES = [CHUNK_KEY_PREFIX, INLINE_KEY_PREFIX] as const;
+export const CHUNK_KEY_PREFIXES = [CHUNK_KEY_PREFIX, INLINE_KEY_PREFIX, PACK_KEY_PREFIX] as const;
 
 export function sha256Hex(data: Uint8Array): string {
   return createHash('sha256').update(data).digest('hex');
@@ -84,6 +93,12 @@ export class ChunkWriter {
   private unreferenced: string[] = [];
   private uploadId: string | null = null;
   private lastFlush: number;
+  /** Packs this upload's chunks where the store can (see chunk-packer.ts); null: a blob per chunk. */
+  private readonly packer: ChunkPacker | null;
+  /** Per pack this upload sealed: its chunk count, how many of its rows record() has seen, and whether any was kept. */
+  private readonly packs = new Map<string, { members: number; recorded: number; kept: boolean }>();
+  /** Chunks still on their way to the packer (the dedup lookup runs first): a pack is sealed for good only after them. */
+  private readonly placing = new Set<Promise<void>>();
   readonly refs: HashedRef[] = [];
 
   /**
@@ -98,6 +113,8 @@ export class ChunkWriter {
     this.leaseMs = leaseMs;
     this.lastFlush = deps.clock.now();
     this.uploadId = uploadId ?? null;
+    const openPack = deps.blobs.openPack;
+    this.packer = openPack ? new ChunkPacker(openPack, ownerId, () => deps.clock.now()) : null;
   }
 
   /**
@@ -124,7 +141,12 @@ export class ChunkWriter {
         releaseChunkBuffer(data);
         tell();
       };
-      const durable = this.store(hash, data, release);
+      let placed!: () => void;
+      const placing = new Promise<void>((resolve) => { placed = resolve; });
+      this.placing.add(placing);
+      void placing.then(() => this.placing.delete(placing));
+      const durable = this.store(hash, data, release, placed);
+      void durable.then(placed, placed);
       id = durable;
       this.known.set(hash, durable);
       this.unsynced.add(durable);
@@ -146,7 +168,9 @@ export class ChunkWriter {
     }
     // Written but not yet durable: bounded too, so a slow disk slows the upload instead of piling up dirty pages.
     while (this.unsynced.size > 0 && (this.unsynced.size >= UNSYNCED_CHUNKS || this.unsyncedBytes >= UNSYNCED_BYTES)) {
-      await Promise.race([...this.unsynced].map((p) => p.catch(() => {})));
+      // The chunks waited for may sit in the open pack, or be on their way to it: seal it, and again once one arrives.
+      this.packer?.seal();
+      await Promise.race([...[...this.unsynced].map((p) => p.catch(() => {})), ...this.placing]);
     }
     if (this.failure) throw this.failure;
     if (this.unrecorded.length >= FLUSH_EVERY_CHUNKS || this.deps.clock.now() - this.lastFlush > FLUSH_EVERY_MS) await this.flush();
@@ -154,8 +178,16 @@ export class ChunkWriter {
 
   /** Waits for every queued chunk; rejects if any write failed. */
   async finish(): Promise<HashedRef[]> {
+    await this.sealLast();
     await Promise.all(this.known.values());
     return this.refs;
+  }
+
+  /** Seals the last pack once every chunk queued has reached it. */
+  private async sealLast(): Promise<void> {
+    if (!this.packer) return;
+    await Promise.all(this.placing);
+    this.packer.seal();
   }
 
   /**
@@ -180,13 +212,22 @@ export class ChunkWriter {
     for (const row of rows) {
       const data = this.inlineBytes.get(row.blob_key);
       this.inlineBytes.delete(row.blob_key);
+      const pack = this.packs.get(storedBlobKey(row.blob_key));
+      if (pack) pack.recorded++;
       if (inserted.has(row.id)) {
         if (data) small.push({ key: row.blob_key, data });
+        if (pack) pack.kept = true;
         existing.push(row.id);
       } else {
         lost.push(row);
-        if (!data) duplicates.push(row.blob_key); // ours is deleted after commit; a small one was never written
+        // Ours is deleted after commit (a small one was never written; a pack goes once none of its chunks was kept).
+        if (!data && !pack) duplicates.push(row.blob_key);
       }
+    }
+    for (const [key, pack] of this.packs) {
+      if (pack.recorded < pack.members) continue;
+      if (!pack.kept) duplicates.push(key);
+      this.packs.delete(key);
     }
     await insertInlineBlobs(trx, small);
     if (lost.length) {
@@ -213,12 +254,14 @@ export class ChunkWriter {
    * written is durable, has its row and is referenced. Rejects only if recording fails.
    */
   async settle(): Promise<void> {
+    await this.sealLast();
     await Promise.allSettled([...this.known.values()]);
     await this.flush();
   }
 
-  /** Ends the lease (the commit deletes it in its own transaction). */
+  /** Ends the lease (the commit deletes it in its own transaction), and drops a pack the upload left unsealed. */
   async release(): Promise<void> {
+    await this.packer?.abort();
     if (this.uploadId) await uploadRepository.delete(this.deps.db, this.uploadId).catch(() => {});
   }
 
@@ -244,8 +287,11 @@ export class ChunkWriter {
     for (const key of duplicates) await blobs.delete(key);
   }
 
-  /** Stores a chunk unless the drive has it; resolves with its id once it is durable (`written`: see BlobStore.put). */
-  private async store(hash: string, data: Uint8Array, written: () => void): Promise<string> {
+  /**
+   * Stores a chunk unless the drive has it; resolves with its id once it is durable (`written`: see BlobStore.put).
+   * `placed`: called once the chunk is in the packer's hands (or needs none), before its pack is sealed.
+   */
+  private async store(hash: string, data: Uint8Array, written: () => void, placed: () => void): Promise<string> {
     const { db, blobs, clock } = this.deps;
     const found = await chunkRepository.idByHash(db, this.ownerId, hash);
     if (found) {
@@ -254,14 +300,23 @@ export class ChunkWriter {
     }
     const now = clock.now();
     const inlineMax = this.deps.inlineMaxBytes ?? 0;
-    const inline = inlineMax > 0 && data.byteLength <= inlineMax;
-    const blobKey = inline ? `${INLINE_KEY_PREFIX}${this.ownerId}/${hash}.${newGeneration(now)}` : `${CHUNK_KEY_PREFIX}${this.ownerId}/${hash.slice(0, 2)}/${hash}.${newGeneration(now)}`;
-    const row: ChunkRow = { id: newId(), owner_id: this.ownerId, hash, size: data.byteLength, blob_key: blobKey, created_at: now };
-    if (inline) {
+    const row: ChunkRow = { id: newId(), owner_id: this.ownerId, hash, size: data.byteLength, blob_key: '', created_at: now };
+    if (inlineMax > 0 && data.byteLength <= inlineMax) {
+      row.blob_key = `${INLINE_KEY_PREFIX}${this.ownerId}/${hash}.${newGeneration(now)}`;
       // Kept until record() writes it beside its chunk row, in one transaction (the buffer goes back to the pool now).
-      this.inlineBytes.set(blobKey, Buffer.from(data));
+      this.inlineBytes.set(row.blob_key, Buffer.from(data));
       written();
+    } else if (this.packer) {
+      const { written: read, stored } = this.packer.append(data);
+      placed();
+      void read.then(written);
+      // The row's time is the pack's: the orphan sweep reads the key's, and record() must run well within the grace.
+      const where = await stored;
+      row.blob_key = where.key;
+      row.created_at = where.bornAt;
+      if (!this.packs.has(where.pack)) this.packs.set(where.pack, { members: where.members, recorded: 0, kept: false });
     } else {
+      row.blob_key = `${CHUNK_KEY_PREFIX}${this.ownerId}/${hash.slice(0, 2)}/${hash}.${newGeneration(now)}`;
       await blobs.put(row.blob_key, data, { onWritten: written });
     }
     this.unrecorded.push(row);

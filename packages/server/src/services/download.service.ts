@@ -107,14 +107,14 @@ export class DownloadService {
    */
   async localFiles(plan: ContentPlan): Promise<FileRange[] | null> {
     const { blobs } = this.deps;
-    if (!blobs.capabilities.localFiles || !blobs.localPath) return null;
+    if (!blobs.capabilities.localFiles || !blobs.localFile) return null;
     const files: FileRange[] = [];
     let inMemory = 0;
     for (const s of plan.segments) {
-      const path = blobs.localPath(s.key);
-      if (path !== null) {
+      const file = blobs.localFile(s.key);
+      if (file !== null) {
         if (files.length === 0) await this.firstChunkStored(plan);
-        files.push({ path, start: s.start, end: s.end });
+        files.push({ path: file.path, start: file.offset + s.start, end: file.offset + s.end });
         continue;
       }
       inMemory += s.end - s.start + 1;

@@ -141,7 +141,7 @@ export class MaintenanceService {
       for await (const { key } of blobs.list(prefix)) {
         const born = blobBirthTime(key);
         if (born === null || born >= cutoff) continue;
-        if (!(await chunkRepository.keyExists(db, key))) {
+        if (!(await chunkRepository.blobInUse(db, key))) {
           await blobs.delete(key);
           n++;
         }

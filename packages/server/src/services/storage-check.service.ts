@@ -8,6 +8,7 @@ import { sql } from 'kysely';
 import type { ServiceDeps } from './context.ts';
 import { blobBirthTime } from './maintenance.service.ts';
 import { CHUNK_KEY_PREFIXES } from './chunk-writer.ts';
+import { storedBlobKey } from '../blobstore/packed.blob-store.ts';
 
 /** `error`: data at risk or inconsistent. `notice`: harmless leftovers the collector removes. */
 export interface CheckProblem { kind: string; severity: 'error' | 'notice'; detail: string }
@@ -36,7 +37,7 @@ export class StorageCheckService {
     const chunkRows = await db.selectFrom('chunks').select(['id', 'blob_key', 'size', 'hash']).execute();
     const keys = new Set<string>();
     for (const c of chunkRows) {
-      keys.add(c.blob_key);
+      keys.add(storedBlobKey(c.blob_key)); // a pack is named through its members
       const st = await blobs.stat(c.blob_key);
       if (!st) { problems.push({ kind: 'missing-blob', severity: 'error', detail: `chunk ${c.id} (${c.blob_key})` }); continue; }
       if (st.size !== c.size) problems.push({ kind: 'blob-size', severity: 'error', detail: `chunk ${c.id}: stored ${st.size} bytes, expected ${c.size}` });

@@ -39,8 +39,9 @@ async function put(url: string, token: string, name: string, body: Buffer): Prom
   return res.status;
 }
 
+/** The pack files of the local store (every upload packs its chunks: one pack for a small file). */
 async function blobFiles(dataDir: string): Promise<string[]> {
-  const dir = join(dataDir, 'blobs', 'c');
+  const dir = join(dataDir, 'blobs', 'p');
   const entries = await readdir(dir, { recursive: true, withFileTypes: true });
   return entries.filter((e) => e.isFile()).map((e) => join(e.parentPath, e.name)).sort();
 }
@@ -175,7 +176,7 @@ describe('coffer admin CLI', () => {
     assert.match(healthy.stdout, /storage is consistent/);
 
     const blobs = await blobFiles(dataDir);
-    assert.equal(blobs.length, 3, 'one blob file per 50 kB file (one, two, three); the 4 kB fits.bin is a database row (--inline-max-bytes)');
+    assert.equal(blobs.length, 3, 'one pack per 50 kB file (one, two, three); the 4 kB fits.bin is a database row (--inline-max-bytes)');
     await unlink(blobs[0]);
     const missing = await runCli(['admin', 'check', ...storage]);
     assert.equal(missing.code, 1, missing.stdout + missing.stderr);

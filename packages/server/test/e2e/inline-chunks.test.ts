@@ -14,13 +14,14 @@ import { sql } from 'kysely';
 import { cutAll } from '@coffer/protocol';
 import { startTestServer, type TestServer, type TestUser } from '../support/test-server.ts';
 import { postgresUnavailable } from '../support/postgres.ts';
+import { storedBlobKey } from '../../src/blobstore/packed.blob-store.ts';
 
 const KiB = 1024;
 
-/** Chunk files under the data folder's blob store. */
+/** Files of the data folder's blob store (packs: the local store packs each upload's chunks), temp files left out. */
 async function chunkFiles(ts: TestServer): Promise<string[]> {
-  const entries = await readdir(join(ts.dataDir, 'blobs', 'c'), { recursive: true, withFileTypes: true }).catch(() => []);
-  return entries.filter((e) => e.isFile()).map((e) => e.name);
+  const entries = await readdir(join(ts.dataDir, 'blobs'), { recursive: true, withFileTypes: true }).catch(() => []);
+  return entries.filter((e) => e.isFile() && !e.parentPath.split(/[\\/]/).includes('.tmp')).map((e) => e.name);
 }
 
 async function inlineRows(ts: TestServer): Promise<{ key: string; size: number }[]> {
@@ -59,7 +60,7 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const largeId = await put(user, 'large.bin', large);
       assert.deepEqual((await inlineRows(ts!)).map((r) => r.size).sort((a, b) => a - b), [4 * KiB, 16 * KiB]);
       assert.ok((await inlineRows(ts!)).every((r) => r.key.startsWith('i/')));
-      assert.equal((await chunkFiles(ts!)).length, 1, 'only the 40 KiB chunk is a file');
+      assert.equal((await chunkFiles(ts!)).length, 1, 'only the 40 KiB chunk is in a file (a pack of one)');
 
       const whole = await user.fetch(`/api/v1/items/${smallId}/content`);
       assert.equal(whole.status, 200);
@@ -99,14 +100,16 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         const id = await put(user, name, body);
         const key = (await metadata.db.selectFrom('items').innerJoin('version_chunks', 'version_chunks.version_id', 'items.version_id')
           .innerJoin('chunks', 'chunks.id', 'version_chunks.chunk_id').select('chunks.blob_key').where('items.id', '=', id).executeTakeFirstOrThrow()).blob_key;
-        await blobs.delete(key);
+        // The file's one chunk is in a pack of its own (`<pack>/0-<size>`): removing the pack loses the chunk.
+        const stored = storedBlobKey(key);
+        await blobs.delete(stored);
         for (const method of ['GET', 'HEAD']) {
           const res = await user.fetch(`/api/v1/content/${name}`, { method });
           assert.equal(res.status, 503, `${method} ${name}`);
           if (method === 'GET') assert.equal((await res.json() as { error: { code: string } }).error.code, 'STORAGE_UNAVAILABLE');
           else await res.arrayBuffer();
         }
-        await blobs.put(key, body);
+        await blobs.put(stored, body);
         // Gone again, so the checks that follow see the drive as before.
         assert.equal((await user.fetch(`/api/v1/items/${id}`, { method: 'DELETE' })).status, 200);
         assert.equal((await user.fetch(`/api/v1/trash/${id}`, { method: 'DELETE' })).status, 204);
@@ -146,7 +149,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       const n = cutAll(data).length;
       assert.equal(chunks.length, n, 'one row per distinct chunk');
       assert.equal(new Set(chunks.map((c) => c.hash)).size, n);
-      assert.equal((await chunkFiles(ts!)).length - filesBefore, n - 1, 'the losers\' chunk files were removed');
+      // Each upload packed its own copy; a pack none of whose chunks won is removed at its commit.
+      const packs = new Set(chunks.filter((c) => !c.blob_key.startsWith('i/')).map((c) => storedBlobKey(c.blob_key)));
+      assert.ok(packs.size >= 1 && [...packs].every((k) => k.startsWith('p/')), [...packs].join(', '));
+      assert.equal((await chunkFiles(ts!)).length - filesBefore, packs.size, 'the losers\' packs were removed');
       assert.equal((await inlineRows(ts!)).length - rowsBefore, 1, 'one row for the small tail');
       assert.deepEqual((await services.check.check({ deep: true })).problems, []);
       for (let i = 0; i < 4; i++) {

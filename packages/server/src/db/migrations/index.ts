@@ -6,6 +6,7 @@ import * as accounts from './0003-accounts.ts';
 import * as deviceLogin from './0004-device-login.ts';
 import * as inlineBlobs from './0005-inline-blobs.ts';
 import * as partialTrashIndexes from './0006-partial-trash-indexes.ts';
+import * as packMemberIndex from './0007-pack-member-index.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
@@ -14,6 +15,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0004-device-login': deviceLogin,
   '0005-inline-blobs': inlineBlobs,
   '0006-partial-trash-indexes': partialTrashIndexes,
+  '0007-pack-member-index': packMemberIndex,
 };
 
 export const migrationProvider: MigrationProvider = {
