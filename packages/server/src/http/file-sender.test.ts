@@ -89,6 +89,25 @@ for (const blocking of [true, false]) {
       assert.equal(short.failed, true, 'bytes shorter than the range fail the response');
     });
 
+    it('reads consecutive ranges of one file (the chunks of a pack), then another file, then the first again, and closes both', async () => {
+      const fdsBefore = await openFds();
+      const big = files[6]!; // 2.5 MB: members at offsets, as a pack holds them
+      const other = files[5]!;
+      const ranges: FileRange[] = [
+        { path: big.path, start: 0, end: 299_999 },
+        { path: big.path, start: 300_000, end: 1_299_999 },
+        { path: big.path, start: 1_300_000, end: 1_300_000 },
+        { path: other.path, start: 10, end: 20 },
+        { path: big.path, start: 2_000_000, end: 2_499_999 },
+      ];
+      const expected = Buffer.concat(ranges.map((r) => (r.path === big.path ? big : other).data.subarray(r.start, r.end + 1)));
+      const got = await serve(ranges, blocking);
+      assert.equal(got.failed, false);
+      assert.ok(got.body.equals(expected), `${got.body.length} bytes, expected ${expected.length}`);
+      await new Promise((r) => setTimeout(r, 50));
+      assert.equal(await openFds(), fdsBefore, 'no file left open');
+    });
+
     it('fails the response when a file is shorter than recorded, or missing', async () => {
       for (const bad of [{ path: files[3].path, start: 0, end: files[3].data.length + 10 }, { path: join(dir, 'missing'), start: 0, end: 9 }]) {
         const got = await serve([{ path: files[0].path, start: 0, end: 0 }, bad, { path: files[1].path, start: 0, end: 4095 }], blocking);

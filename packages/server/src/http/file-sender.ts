@@ -139,12 +139,13 @@ export async function writeFileRanges(res: ServerResponse, ranges: FileRange[], 
           copyBytes(seg, buf);
           continue;
         }
-        const fd = openSync(seg.path, 'r');
-        try {
-          if (readSync(fd, buf, seg.into, seg.len, seg.at) !== seg.len) throw shorter(seg.path);
-        } finally {
-          closeSync(fd);
+        // Consecutive chunks are mostly in one pack: its file stays open from one read to the next.
+        if (seg.path !== cached.path) {
+          closeCached();
+          cached.fd = openSync(seg.path, 'r');
+          cached.path = seg.path;
         }
+        if (readSync(cached.fd, buf, seg.into, seg.len, seg.at) !== seg.len) throw shorter(seg.path);
       }
       read = Promise.resolve(segments.reduce((n, seg) => n + seg.len, 0));
     } catch (e) {
@@ -162,6 +163,13 @@ export async function writeFileRanges(res: ServerResponse, ranges: FileRange[], 
     return true;
   };
 
+  /** The file readFromCache read last, still open (fd -1: none). */
+  const cached = { path: '', fd: -1 };
+  const closeCached = () => {
+    if (cached.fd >= 0) closeSync(cached.fd);
+    cached.fd = -1;
+    cached.path = '';
+  };
   let startRead = opts.blocking === false ? readFromDisk : readFromCache;
   let slowFillsInARow = 0;
 
@@ -191,6 +199,7 @@ export async function writeFileRanges(res: ServerResponse, ranges: FileRange[], 
     while (writing > 0 && !writeError) await new Promise<void>((resolve) => { wake = resolve; });
     if (writeError) throw writeError;
   } finally {
+    closeCached();
     res.off('close', onClose);
     // Reads still in flight (a failed or abandoned download) give their buffers back once done; every file is closed.
     for (const p of reading) p.read.then(() => giveBuffer(p.buf), () => giveBuffer(p.buf));
