@@ -236,7 +236,7 @@ async function cofferFsync(): Promise<string> {
     const o = mod.OPTIONS.find((x) => x.key === 'fsync');
     if (o) return `option fsync, default ${String(o.default)}`;
     const store = readFileSync(join(repoRoot, 'packages/server/src/blobstore/local.blob-store.ts'), 'utf8');
-    return /\.(sync|datasync)\(\)/.test(store) ? 'yes, always (local.blob-store.ts syncs each blob before rename)' : 'no sync() found in local.blob-store.ts';
+    return /\.(sync|datasync)\(\)/.test(store) ? 'yes, always (local.blob-store.ts syncs each blob, or pack of chunks, before rename)' : 'no sync() found in local.blob-store.ts';
   } catch {
     return 'unknown';
   }
