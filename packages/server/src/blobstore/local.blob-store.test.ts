@@ -95,6 +95,48 @@ describe('LocalBlobStore specifics', () => {
     assert.deepEqual(await tmpFiles(), []);
   });
 
+  it('a pack whose write, fsync or key fails is not stored and leaves no temp file; an open one survives cleanupAbandoned', async (t) => {
+    const probe = await open(root, 'r');
+    const proto = Object.getPrototypeOf(probe) as FileHandle;
+    await probe.close();
+    const { write, sync } = proto;
+    let fail: 'write' | 'sync' | null = null;
+    const eio = (what: string) => Promise.reject(Object.assign(new Error(`injected EIO on ${what}`), { code: 'EIO' }));
+    t.mock.method(proto, 'write', function (this: FileHandle, ...args: unknown[]) {
+      return fail === 'write' && args[3] !== 0 ? eio('write') : (write as (...a: unknown[]) => Promise<unknown>).apply(this, args);
+    });
+    t.mock.method(proto, 'sync', function (this: FileHandle) {
+      return fail === 'sync' ? eio('fsync') : (sync as () => Promise<void>).apply(this);
+    });
+    for (const what of ['write', 'sync'] as const) {
+      fail = what;
+      const pack = store.openPack();
+      const first = pack.append(Buffer.alloc(MiB, 1));
+      const second = pack.append(Buffer.alloc(MiB, 2)); // at offset 1 MiB: its write fails when writes do
+      await first.written;
+      await second.written; // resolves even for a failed write: the seal reports it
+      await assert.rejects(pack.seal(`pk/${what}`), new RegExp(`injected EIO on ${what === 'sync' ? 'fsync' : 'write'}`));
+      fail = null;
+      assert.equal(await store.stat(`pk/${what}`), null, `${what}: nothing stored`);
+      assert.deepEqual(await tmpFiles(), [], `${what}: temp file dropped`);
+      await pack.abort(); // after a failed seal: nothing left to do
+    }
+    t.mock.restoreAll();
+
+    const bad = store.openPack();
+    bad.append(Buffer.from('x'));
+    await assert.rejects(bad.seal('.tmp/escape'), /reserved/);
+    assert.deepEqual(await tmpFiles(), [], 'an invalid key drops the temp file too');
+
+    const open1 = store.openPack();
+    await open1.append(Buffer.alloc(1000, 7)).written;
+    assert.equal((await tmpFiles()).length, 1);
+    assert.equal(await store.cleanupAbandoned(), 0, 'a pack this process is filling is not abandoned');
+    await open1.seal('pk/late');
+    assert.deepEqual(await store.stat('pk/late'), { size: 1000 });
+    assert.deepEqual(await tmpFiles(), []);
+  });
+
   const openFoldersUnderRoot = async () => {
     let n = 0;
     for (const fd of await readdir('/proc/self/fd')) {

@@ -173,10 +173,11 @@ export class LocalBlobStore implements BlobStore {
       seal: (key) => {
         if (aborted) return Promise.reject(new Error('seal of an aborted pack'));
         ended = true;
-        const path = this.localPath(key);
         settled ??= (async () => {
           const { tmp, fh } = await file;
+          let path: string;
           try {
+            path = this.localPath(key); // an invalid key rejects the seal, and the temp file is dropped
             const failed = (await Promise.allSettled(writes)).find((r) => r.status === 'rejected');
             if (failed) throw (failed as PromiseRejectedResult).reason;
             await fh.sync();

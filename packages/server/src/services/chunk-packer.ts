@@ -41,6 +41,8 @@ export class ChunkPacker {
   #open: OpenPack | null = null;
   /** Set by abort: a chunk that arrives later (its dedup lookup was still running) is refused, not put in a new pack. */
   #aborted = false;
+  /** Packs sealed and not yet durable. */
+  #sealing = 0;
 
   constructor(openPack: () => BlobPack, ownerId: string, now: () => number) {
     this.#openPack = openPack;
@@ -71,7 +73,17 @@ export class ChunkPacker {
     const bornAt = this.#now();
     const key = `${PACK_KEY_PREFIX}${this.#ownerId}/pack.${newGeneration(bornAt)}`;
     const { members } = open;
-    open.pack.seal(key).then(() => open.resolve({ key, bornAt, members }), open.reject);
+    this.#sealing++;
+    const done = () => { this.#sealing--; };
+    open.pack.seal(key).then(() => { done(); open.resolve({ key, bornAt, members }); }, (e: unknown) => { done(); open.reject(e); });
+  }
+
+  /**
+   * Seals the open pack unless a sealed one is still becoming durable: a writer waiting for its chunks then waits
+   * for that one, instead of sealing a pack of one chunk at each wake-up while the disk is behind.
+   */
+  sealIfIdle(): void {
+    if (this.#sealing === 0) this.seal();
   }
 
   /** Drops the open pack, and refuses chunks from now on: they are never stored (the upload ended without them). Sealed packs are kept. */

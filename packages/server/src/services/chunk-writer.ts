@@ -168,8 +168,9 @@ export class ChunkWriter {
     }
     // Written but not yet durable: bounded too, so a slow disk slows the upload instead of piling up dirty pages.
     while (this.unsynced.size > 0 && (this.unsynced.size >= UNSYNCED_CHUNKS || this.unsyncedBytes >= UNSYNCED_BYTES)) {
-      // The chunks waited for may sit in the open pack, or be on their way to it: seal it, and again once one arrives.
-      this.packer?.seal();
+      // The chunks waited for may sit in the open pack, or be on their way to it: unless a sealed pack is still
+      // syncing (its end wakes this loop), seal the open one, and look again once a chunk arrives.
+      this.packer?.sealIfIdle();
       await Promise.race([...[...this.unsynced].map((p) => p.catch(() => {})), ...this.placing]);
     }
     if (this.failure) throw this.failure;

@@ -97,7 +97,10 @@ export class DownloadService {
    */
   async firstChunkStored(plan: ContentPlan): Promise<void> {
     const first = plan.segments[0];
-    if (first && !first.bytes && !(await this.deps.blobs.stat(first.key))) throw missingChunk();
+    if (!first || first.bytes) return;
+    // A pack cut short before the chunk's end answers a smaller size, not null.
+    const st = await this.deps.blobs.stat(first.key);
+    if (!st || st.size <= first.end) throw missingChunk();
   }
 
   /**

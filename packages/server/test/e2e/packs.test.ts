@@ -15,7 +15,9 @@ import { cutAll } from '@coffer/protocol';
 import { startTestServer, type TestServer, type TestUser } from '../support/test-server.ts';
 import { postgresUnavailable } from '../support/postgres.ts';
 import { startUpload, waitFor } from '../support/processes.ts';
+import { sql } from 'kysely';
 import { parsePackMember } from '../../src/blobstore/packed.blob-store.ts';
+import { chunkRepository } from '../../src/repositories/chunk.repository.ts';
 import { PACK_BYTES } from '../../src/services/chunk-packer.ts';
 
 const MiB = 1024 * 1024;
@@ -95,6 +97,27 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       assert.deepEqual((await ts!.server.coffer.services.check.check({ deep: true })).problems, []);
     });
 
+    // SQLite compares text byte by byte (BINARY) unless told otherwise: only PostgreSQL needs this.
+    if (dialect === 'postgres') it('a pack is in use whatever the collation of blob_key: the key range is compared byte by byte', async (t) => {
+      if (skip) return t.skip(skip);
+      const { db } = ts!.server.coffer.metadata;
+      const packs = [...new Set((await chunkRows()).map((r) => parsePackMember(r.blob_key)?.pack).filter((k) => k !== undefined))];
+      assert.ok(packs.length >= 3);
+      // This machine's databases sort as C.UTF-8; a user's may not. Under an ICU collation that ignores punctuation,
+      // '<pack>/<offset>-<size>' sorts after '<pack>0', and a plain comparison would find no row for a live pack.
+      await sql`create collation if not exists coffer_test_shifted (provider = icu, locale = 'und-u-ka-shifted')`.execute(db);
+      await sql`alter table chunks alter column blob_key type text collate coffer_test_shifted`.execute(db);
+      try {
+        for (const pack of packs) assert.equal(await chunkRepository.blobInUse(db, pack), true, pack);
+        assert.equal(await chunkRepository.blobInUse(db, `${packs[0]}x`), false, 'a key that names no pack');
+        const r = await ts!.server.coffer.services.maintenance.removeOrphanBlobs(0);
+        assert.equal(r, 0, 'the sweep keeps every live pack');
+        assert.ok((await bytesOf(await user.fetch(`/api/v1/items/${bigId}/content`))).equals(big));
+      } finally {
+        await sql`alter table chunks alter column blob_key type text collate "default"`.execute(db);
+      }
+    });
+
     it('an edit in the middle adds a pack of the new chunks; pruning the old version keeps the packs it shared', async (t) => {
       if (skip) return t.skip(skip);
       const packsBefore = (await blobFiles(ts!)).packs;
@@ -127,6 +150,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
         assert.ok(expected >= 1);
         assert.equal(report.problems.length, expected, JSON.stringify(report.problems));
         assert.ok(report.problems.every((p) => p.severity === 'error' && p.kind === 'blob-size'));
+        // The file reads through the lost half: its download fails (before the status line, or cut off), never whole.
+        const res = await user.fetch(`/api/v1/items/${bigId}/content`);
+        const body = res.status === 200 ? await res.arrayBuffer().then((b) => b.byteLength, () => -1) : -1;
+        assert.ok(res.status === 503 || body < big.length, `status ${res.status}, ${body} bytes`);
       } finally {
         // Put the bytes back, as they were, for the tests that follow.
         await truncate(path, full);
@@ -171,6 +198,40 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
       await waitFor('the server to drop the upload', () => upload.active === 0, 10_000, 10);
       await waitFor('the temp file to go', async () => (await blobFiles(ts!)).temp.length === 0, 10_000, 10);
       assert.deepEqual(await blobFiles(ts!), { packs: [], chunkFiles: [], temp: [] }, 'the open pack was dropped');
+    });
+
+    it('a dedup race lost for some chunks of a pack keeps the pack; lost for all of them removes it', async (t) => {
+      if (skip) return t.skip(skip);
+      const content = randomBytes(6 * MiB);
+      const cuts = cutAll(content);
+      const firstTwo = cuts[0]! + cuts[1]!;
+      // B is received up to its last byte: its chunks are looked up (none is in the drive yet) and written to its open pack.
+      const b = startUpload(ts!.url, user.token, 'race-b.bin', content.length);
+      await b.write(content.subarray(0, content.length - 1));
+      await waitFor('B\'s open pack', async () => (await blobFiles(ts!)).temp.length > 0, 10_000, 10);
+      // Meanwhile A commits the same first two chunks (content-defined cuts: a prefix ending at a cut cuts alike).
+      await put(user, 'race-a.bin', content.subarray(0, firstTwo));
+      const packsWithA = (await blobFiles(ts!)).packs;
+      await b.write(content.subarray(content.length - 1));
+      b.end();
+      assert.equal((await b.response).status, 201);
+      const packsAfterB = (await blobFiles(ts!)).packs;
+      assert.equal(packsAfterB.length, packsWithA.length + 1, 'B lost two chunks to A and kept the rest: its pack stays');
+      // C: new content, raced by W, the same content sent whole: every chunk in C's pack is W's by C's commit.
+      const other = randomBytes(3 * MiB);
+      const c = startUpload(ts!.url, user.token, 'race-c.bin', other.length);
+      await c.write(other.subarray(0, other.length - 1));
+      await waitFor('C\'s open pack', async () => (await blobFiles(ts!)).temp.length > 0, 10_000, 10);
+      await put(user, 'race-w.bin', other);
+      await c.write(other.subarray(other.length - 1));
+      c.end();
+      assert.equal((await c.response).status, 201);
+      assert.equal((await blobFiles(ts!)).packs.length, packsAfterB.length + 1, 'W\'s pack only: C\'s, all lost, was removed');
+      assert.deepEqual((await blobFiles(ts!)).temp, []);
+      for (const [name, expected] of [['race-a.bin', content.subarray(0, firstTwo)], ['race-b.bin', content], ['race-c.bin', other], ['race-w.bin', other]] as const) {
+        assert.ok((await bytesOf(await user.fetch(`/api/v1/content/${name}`))).equals(expected), name);
+      }
+      assert.deepEqual((await ts!.server.coffer.services.check.check({ deep: true })).problems, []);
     });
   });
 }
