@@ -51,3 +51,11 @@ function randomBytes16(): Uint8Array {
 export function newGeneration(now: number): string {
   return `${now.toString(36)}-${randomUUID().slice(-12)}`;
 }
+
+/** The time newGeneration put in a blob key (`….<base36 ms>-<random>`): when the blob was written. Null for a key without one. */
+export function blobBirthTime(key: string): number | null {
+  const m = /\.([0-9a-z]+)-[0-9a-f]+$/.exec(key);
+  if (!m) return null;
+  const t = parseInt(m[1]!, 36);
+  return Number.isFinite(t) ? t : null;
+}

@@ -279,6 +279,16 @@ export interface InlineBlobsTable {
   data: Uint8Array;
 }
 
+/**
+ * A blob compaction has emptied (a pack whose live chunks were copied to a new
+ * one): kept until `retired_at` is old enough that no download planned
+ * before the move can still read it (services/pack-compactor.ts).
+ */
+export interface RetiredBlobsTable {
+  key: string;
+  retired_at: number;
+}
+
 export interface Database {
   users: UsersTable;
   devices: DevicesTable;
@@ -299,5 +309,6 @@ export interface Database {
   server_info: ServerInfoTable;
   changes: ChangesTable;
   inline_blobs: InlineBlobsTable;
+  retired_blobs: RetiredBlobsTable;
 }
 

@@ -105,11 +105,53 @@ export const chunkRepository = {
     if (blobKey.startsWith(PACK_KEY_PREFIX)) {
       // Members are `<pack>/<offset>-<size>`: the keys after `<pack>/` and before `<pack>0` ('0' follows '/'), byte by byte
       // (migration 0007).
-      const key = db.getExecutor().adapter instanceof PostgresAdapter ? sql<string>`blob_key collate "C"` : sql<string>`blob_key`;
+      const key = bytewiseKey(db);
       q = q.where(key, '>', `${blobKey}/`).where(key, '<', `${blobKey}0`);
     } else {
       q = q.where('blob_key', '=', blobKey);
     }
     return !!(await q.limit(1).executeTakeFirst());
   },
+
+  /**
+   * Up to `limit` rows of chunks in packs whose keys follow `after`, in byte order: a pack's members come one after
+   * another, packs by owner and then by age. What compaction pages through (the index of migration 0007).
+   */
+  async packedAfter(db: Executor, after: string, limit: number): Promise<PackedChunkRow[]> {
+    const key = bytewiseKey(db);
+    return db.selectFrom('chunks').select(['id', 'blob_key', 'size', 'hash'])
+      .where(key, '>', after).where(key, '<', PACK_KEY_END).orderBy(key).limit(limit).execute();
+  },
+
+  /**
+   * Of these rows, the ones a transaction may move now, with their current keys. On PostgreSQL each is locked
+   * (FOR UPDATE: a key of a unique index changes), skipping rows another transaction holds: an upload referencing
+   * a chunk holds a key-share lock on it until its commit, and waiting for it while holding other rows it may
+   * reference next would be a deadlock. SQLite's write lock, taken at BEGIN, already excludes every other writer.
+   */
+  async lockToMove(trx: Executor, ids: readonly string[]): Promise<Map<string, string>> {
+    const got = new Map<string, string>();
+    const pg = trx.getExecutor().adapter instanceof PostgresAdapter;
+    for (let i = 0; i < ids.length; i += ROWS_PER_STATEMENT) {
+      const q = trx.selectFrom('chunks').select(['id', 'blob_key']).where('id', 'in', ids.slice(i, i + ROWS_PER_STATEMENT));
+      for (const r of await (pg ? q.forUpdate().skipLocked() : q).execute()) got.set(r.id, r.blob_key);
+    }
+    return got;
+  },
+
+  /** Points a chunk row at a new copy of its bytes, if it still names the old one; false if it was deleted or changed meanwhile. */
+  async repoint(trx: Executor, id: string, from: string, to: string): Promise<boolean> {
+    const r = await trx.updateTable('chunks').set({ blob_key: to }).where('id', '=', id).where('blob_key', '=', from).executeTakeFirst();
+    return r.numUpdatedRows > 0n;
+  },
 };
+
+export type PackedChunkRow = Pick<ChunkRow, 'id' | 'blob_key' | 'size' | 'hash'>;
+
+/** Just past every pack member key ('0' follows '/'). */
+const PACK_KEY_END = `${PACK_KEY_PREFIX.slice(0, -1)}0`;
+
+/** blob_key compared byte by byte: SQLite's own order; on PostgreSQL the `C` collation (migration 0007). */
+function bytewiseKey(db: Executor) {
+  return db.getExecutor().adapter instanceof PostgresAdapter ? sql<string>`blob_key collate "C"` : sql<string>`blob_key`;
+}

@@ -30,6 +30,11 @@ interface OpenPack {
   reject: (e: unknown) => void;
 }
 
+/** A fresh pack key of this owner: `p/<owner>/pack.<time36>-<random>`, its time read back by the orphan sweep. */
+export function newPackKey(ownerId: string, now: number): string {
+  return `${PACK_KEY_PREFIX}${ownerId}/pack.${newGeneration(now)}`;
+}
+
 function ended(): CofferError {
   return new CofferError('UPLOAD_INCOMPLETE', 'The upload ended before these chunks were stored.');
 }
@@ -71,7 +76,7 @@ export class ChunkPacker {
     if (!open) return;
     this.#open = null;
     const bornAt = this.#now();
-    const key = `${PACK_KEY_PREFIX}${this.#ownerId}/pack.${newGeneration(bornAt)}`;
+    const key = newPackKey(this.#ownerId, bornAt);
     const { members } = open;
     this.#sealing++;
     const done = () => { this.#sealing--; };

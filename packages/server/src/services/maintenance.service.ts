@@ -1,19 +1,24 @@
 /**
  * Housekeeping that keeps storage bounded: empties old recycle-bin entries,
- * prunes old versions, expires abandoned uploads and collects chunks nothing
- * references. Safe with several server processes alive: every deletion is a
- * conditional statement that a concurrent reference makes fail (see
- * ChunksTable and chunkRepository.deleteIfUnreferenced).
+ * prunes old versions, expires abandoned uploads, collects chunks nothing
+ * references and compacts packs that hold mostly collected ones
+ * (pack-compactor.ts). Safe with several server processes alive: every
+ * deletion is a conditional statement that a concurrent reference makes fail
+ * (see ChunksTable and chunkRepository.deleteIfUnreferenced), and compaction
+ * moves a row only from the key it still has.
  */
 import { isForeignKeyViolation } from '../db/errors.ts';
+import { blobBirthTime } from '../db/ids.ts';
 import { chunkRepository } from '../repositories/chunk.repository.ts';
 import { changeRepository } from '../repositories/change.repository.ts';
 import { itemRepository } from '../repositories/item.repository.ts';
 import { uploadRepository } from '../repositories/upload.repository.ts';
 import { versionRepository } from '../repositories/version.repository.ts';
+import { retiredBlobRepository } from '../repositories/retired-blob.repository.ts';
 import type { ServiceDeps } from './context.ts';
 import { purgeBatch } from './tree.service.ts';
 import { CHUNK_KEY_PREFIXES, ORPHAN_GRACE_MS } from './chunk-writer.ts';
+import { PackCompactor, RETIRED_PACK_GRACE_MS } from './pack-compactor.ts';
 
 const DAY = 86_400_000;
 /**
@@ -37,6 +42,12 @@ export interface MaintenanceReport {
   uploadsExpired: number;
   chunksCollected: number;
   orphanBlobsRemoved: number;
+  /** Packs whose live chunks were copied to a new pack (see pack-compactor.ts). */
+  packsCompacted: number;
+  /** What those packs give back once deleted, after the retirement grace. */
+  bytesReclaimed: number;
+  /** Packs compaction retired that were deleted now. */
+  retiredPacksRemoved: number;
   tempFilesRemoved: number;
   changesPruned: number;
 }
@@ -45,25 +56,42 @@ export class MaintenanceService {
   private readonly deps: ServiceDeps;
   private readonly policy: RetentionPolicy;
   private readonly durable: () => Promise<void>;
+  private readonly compactor: PackCompactor;
   /** `durable` resolves once committed metadata is on disk (see MetadataDb.durable). */
   constructor(deps: ServiceDeps, policy: RetentionPolicy, durable: () => Promise<void> = async () => {}) {
     this.deps = deps;
     this.policy = policy;
     this.durable = durable;
+    this.compactor = new PackCompactor(deps, durable);
   }
 
-  async runAll(opts: { graceMs?: number; orphanGraceMs?: number } = {}): Promise<MaintenanceReport> {
+  /**
+   * `graceMs`: unreferenced chunks younger than this stay (default: the policy's). `orphanGraceMs`: blobs no row names
+   * younger than this stay, and packs younger than it are not compacted. `retiredGraceMs`: packs retired by compaction
+   * more recently than this stay, for downloads that may still read them (default RETIRED_PACK_GRACE_MS). Below their
+   * defaults the last two are safe only when no server is running.
+   */
+  async runAll(opts: { graceMs?: number; orphanGraceMs?: number; retiredGraceMs?: number } = {}): Promise<MaintenanceReport> {
     const report: MaintenanceReport = {
       trashPurged: await this.purgeOldTrash(),
       versionsPruned: await this.pruneVersions(),
       uploadsExpired: await uploadRepository.deleteExpired(this.deps.db, this.deps.clock.now()),
       chunksCollected: 0,
       orphanBlobsRemoved: 0,
+      packsCompacted: 0,
+      bytesReclaimed: 0,
+      retiredPacksRemoved: 0,
       tempFilesRemoved: await this.deps.blobs.cleanupAbandoned(),
       changesPruned: await changeRepository.pruneOlderThan(this.deps.db, this.deps.clock.now() - this.policy.changeRetentionDays * DAY),
     };
     report.chunksCollected = await this.collectChunks(opts.graceMs ?? this.policy.gcGraceMs);
-    report.orphanBlobsRemoved = await this.removeOrphanBlobs(opts.orphanGraceMs ?? Math.max(opts.graceMs ?? this.policy.gcGraceMs, MIN_ORPHAN_GRACE_MS));
+    const orphanGraceMs = opts.orphanGraceMs ?? Math.max(opts.graceMs ?? this.policy.gcGraceMs, MIN_ORPHAN_GRACE_MS);
+    const retiredGraceMs = opts.retiredGraceMs ?? RETIRED_PACK_GRACE_MS;
+    // After collection, so the chunks it just deleted count as dead; before the sweeps, which may then remove the
+    // packs it retired if the grace allows (0: no server is running).
+    Object.assign(report, await this.compactor.compact(orphanGraceMs));
+    report.retiredPacksRemoved = await this.compactor.removeRetired(retiredGraceMs);
+    report.orphanBlobsRemoved = await this.removeOrphanBlobs(orphanGraceMs, retiredGraceMs);
     return report;
   }
 
@@ -131,17 +159,25 @@ export class MaintenanceService {
   /**
    * Removes blobs that no chunk row names (a writer died between storing the
    * blob and recording it). Only blobs whose key says they are older than the
-   * grace period: a younger one may be a write about to be recorded.
+   * grace period: a younger one may be a write about to be recorded. A pack
+   * compaction retired less than `retiredGraceMs` ago stays too: a download
+   * may still read it (PackCompactor.removeRetired deletes it later).
    */
-  async removeOrphanBlobs(graceMs: number): Promise<number> {
+  async removeOrphanBlobs(graceMs: number, retiredGraceMs = RETIRED_PACK_GRACE_MS): Promise<number> {
     const { db, blobs, clock } = this.deps;
     const cutoff = clock.now() - graceMs;
+    const retiredCutoff = clock.now() - retiredGraceMs;
     let n = 0;
+    // Another process (`admin gc` beside a server) may have just deleted a pack's last rows: on SQLite they must be
+    // on disk before the pack goes, or a power cut could bring back rows that name nothing.
+    let synced = false;
     for (const prefix of CHUNK_KEY_PREFIXES) {
       for await (const { key } of blobs.list(prefix)) {
         const born = blobBirthTime(key);
         if (born === null || born >= cutoff) continue;
-        if (!(await chunkRepository.blobInUse(db, key))) {
+        // Rows first, then retirement: compaction moves a pack's rows and retires it in one transaction.
+        if (!(await chunkRepository.blobInUse(db, key)) && !(await retiredBlobRepository.retiredAfter(db, key, retiredCutoff))) {
+          if (!synced) { await this.durable(); synced = true; }
           await blobs.delete(key);
           n++;
         }
@@ -151,10 +187,5 @@ export class MaintenanceService {
   }
 }
 
-/** Reads the creation time that ChunkWriter puts in each blob key (`….<base36 ms>-<random>`). */
-export function blobBirthTime(key: string): number | null {
-  const m = /\.([0-9a-z]+)-[0-9a-f]+$/.exec(key);
-  if (!m) return null;
-  const t = parseInt(m[1], 36);
-  return Number.isFinite(t) ? t : null;
-}
+/** Reads the creation time that ChunkWriter puts in each blob key (db/ids.ts, beside newGeneration). */
+export { blobBirthTime };

@@ -9,6 +9,7 @@ import type { ServiceDeps } from './context.ts';
 import { blobBirthTime } from './maintenance.service.ts';
 import { CHUNK_KEY_PREFIXES } from './chunk-writer.ts';
 import { storedBlobKey } from '../blobstore/packed.blob-store.ts';
+import { retiredBlobRepository } from '../repositories/retired-blob.repository.ts';
 
 /** `error`: data at risk or inconsistent. `notice`: harmless leftovers the collector removes. */
 export interface CheckProblem { kind: string; severity: 'error' | 'notice'; detail: string }
@@ -47,12 +48,17 @@ export class StorageCheckService {
         if (h.digest('hex') !== c.hash) problems.push({ kind: 'blob-hash', severity: 'error', detail: `chunk ${c.id}: content does not match its SHA-256` });
       }
     }
-    // Blobs no row names: harmless leftovers of a crash that the collector removes once old enough.
+    // Blobs no row names: harmless leftovers of a crash that the collector removes once old enough, or packs
+    // compaction emptied, kept for a while for the downloads that may still read them (pack-compactor.ts).
+    const retired = new Map((await retiredBlobRepository.all(db)).map((r) => [r.key, r.retired_at]));
     let blobCount = 0;
     for (const prefix of CHUNK_KEY_PREFIXES) {
       for await (const { key } of blobs.list(prefix)) {
         blobCount++;
-        if (!keys.has(key)) problems.push({ kind: 'orphan-blob', severity: 'notice', detail: `${key} (written ${new Date(blobBirthTime(key) ?? 0).toISOString()}); \`coffer admin gc\` removes it` });
+        if (keys.has(key)) continue;
+        const at = retired.get(key);
+        if (at !== undefined) problems.push({ kind: 'retired-pack', severity: 'notice', detail: `${key} (compacted ${new Date(at).toISOString()}); \`coffer admin gc\` removes it once no download can still read it` });
+        else problems.push({ kind: 'orphan-blob', severity: 'notice', detail: `${key} (written ${new Date(blobBirthTime(key) ?? 0).toISOString()}); \`coffer admin gc\` removes it` });
       }
     }
 

@@ -113,12 +113,13 @@ export function adminCommand(): Command {
       process.exitCode = errors.length ? 1 : 0;
     }));
 
-  admin.addCommand(sub('gc', 'Run maintenance now: purge old trash and versions, expire uploads, collect unreferenced chunks')
+  admin.addCommand(sub('gc', 'Run maintenance now: purge old trash and versions, expire uploads, collect unreferenced chunks, compact packs')
     .option('--grace <seconds>', 'collect only unreferenced chunks older than this (default: the gc-grace setting)')
-    .option('--sweep-orphans-now', 'also remove unrecorded blobs younger than 15 minutes: ONLY when no server is running (a live upload may own them)')
+    .option('--sweep-orphans-now', 'also remove unrecorded blobs younger than 15 minutes, and packs compaction emptied less than an hour ago: ONLY when no server is running (a live upload may own them, a download read them)')
     .action(async (opts) => {
       const graceMs = opts.grace !== undefined ? Number(opts.grace) * 1000 : undefined;
-      const report = await withCoffer(opts, (c) => c.services.maintenance.runAll({ graceMs, orphanGraceMs: opts.sweepOrphansNow ? 0 : undefined }));
+      const now = opts.sweepOrphansNow ? 0 : undefined;
+      const report = await withCoffer(opts, (c) => c.services.maintenance.runAll({ graceMs, orphanGraceMs: now, retiredGraceMs: now }));
       process.stdout.write(JSON.stringify(report) + '\n');
     }));
 

@@ -7,6 +7,7 @@ import * as deviceLogin from './0004-device-login.ts';
 import * as inlineBlobs from './0005-inline-blobs.ts';
 import * as partialTrashIndexes from './0006-partial-trash-indexes.ts';
 import * as packMemberIndex from './0007-pack-member-index.ts';
+import * as retiredBlobs from './0008-retired-blobs.ts';
 
 const MIGRATIONS: Record<string, Migration> = {
   '0001-initial': initial,
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '0005-inline-blobs': inlineBlobs,
   '0006-partial-trash-indexes': partialTrashIndexes,
   '0007-pack-member-index': packMemberIndex,
+  '0008-retired-blobs': retiredBlobs,
 };
 
 export const migrationProvider: MigrationProvider = {
