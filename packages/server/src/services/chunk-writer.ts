@@ -21,7 +21,7 @@ import type { ChunkRef } from '../repositories/version.repository.ts';
 import type { ServiceDeps } from './context.ts';
 import { insertInlineBlobs } from '../blobstore/database.blob-store.ts';
 import { releaseChunkBuffer } from './chunk-buffers.ts';
-import { ChunkPacker, PACK_BYTES } from './chunk-packer.ts';
+import { ChunkPacker, PACK_BYTES, type PackedChunk } from './chunk-packer.ts';
 import { PACK_KEY_PREFIX, storedBlobKey } from '../blobstore/packed.blob-store.ts';
 
 /**
@@ -132,13 +132,15 @@ export class ChunkWriter {
     let id = this.known.get(hash);
     let written: Promise<void>;
     if (!id) {
-      let told = false;
       let tell!: () => void;
       written = new Promise<void>((resolve) => { tell = resolve; });
+      // The closures below live until the chunk is durable (its pack sealed): they hold the buffer only until it is
+      // handed back, so buffers the full pool drops can be freed meanwhile.
+      let held: Uint8Array | null = data;
       const release = () => {
-        if (told) return;
-        told = true;
-        releaseChunkBuffer(data);
+        if (!held) return;
+        releaseChunkBuffer(held);
+        held = null;
         tell();
       };
       let placed!: () => void;
@@ -288,6 +290,17 @@ export class ChunkWriter {
     for (const key of duplicates) await blobs.delete(key);
   }
 
+  /** Records a packed chunk's row once its pack is sealed; resolves with its id. */
+  private async whenPacked(row: ChunkRow, stored: Promise<PackedChunk>): Promise<string> {
+    // The row's time is the pack's: the orphan sweep reads the key's, and record() must run well within the grace.
+    const where = await stored;
+    row.blob_key = where.key;
+    row.created_at = where.bornAt;
+    if (!this.packs.has(where.pack)) this.packs.set(where.pack, { members: where.members, recorded: 0, kept: false });
+    this.unrecorded.push(row);
+    return row.id;
+  }
+
   /**
    * Stores a chunk unless the drive has it; resolves with its id once it is durable (`written`: see BlobStore.put).
    * `placed`: called once the chunk is in the packer's hands (or needs none), before its pack is sealed.
@@ -311,11 +324,7 @@ export class ChunkWriter {
       const { written: read, stored } = this.packer.append(data);
       placed();
       void read.then(written);
-      // The row's time is the pack's: the orphan sweep reads the key's, and record() must run well within the grace.
-      const where = await stored;
-      row.blob_key = where.key;
-      row.created_at = where.bornAt;
-      if (!this.packs.has(where.pack)) this.packs.set(where.pack, { members: where.members, recorded: 0, kept: false });
+      return this.whenPacked(row, stored); // not awaited here: this frame, which holds `data`, ends now
     } else {
       row.blob_key = `${CHUNK_KEY_PREFIX}${this.ownerId}/${hash.slice(0, 2)}/${hash}.${newGeneration(now)}`;
       await blobs.put(row.blob_key, data, { onWritten: written });
