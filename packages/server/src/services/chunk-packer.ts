@@ -13,7 +13,7 @@ import { newGeneration } from '../db/ids.ts';
 
 /**
  * Bytes after which a pack is sealed. 16 MiB: large enough that its fsync and rename cost little per byte, small
- * enough that two packs in flight stay under the writer's bound on unsynced bytes (the next fills while one syncs).
+ * enough that the writer's bound on unsynced bytes holds three (two syncing while the next fills).
  */
 export const PACK_BYTES = 16 * 1024 * 1024;
 

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { CofferError } from '@coffer/protocol';
 import { parseRange } from './download.service.ts';
-import { blobBirthTime } from './maintenance.service.ts';
+import { blobBirthTime } from '../db/ids.ts';
 import { manifestHash, sha256Hex } from './chunk-writer.ts';
 
 describe('parseRange', () => {

@@ -14,11 +14,10 @@ import { changeRepository } from '../repositories/change.repository.ts';
 import { itemRepository } from '../repositories/item.repository.ts';
 import { uploadRepository } from '../repositories/upload.repository.ts';
 import { versionRepository } from '../repositories/version.repository.ts';
-import { retiredBlobRepository } from '../repositories/retired-blob.repository.ts';
 import type { ServiceDeps } from './context.ts';
 import { purgeBatch } from './tree.service.ts';
 import { CHUNK_KEY_PREFIXES, ORPHAN_GRACE_MS } from './chunk-writer.ts';
-import { PackCompactor, RETIRED_PACK_GRACE_MS } from './pack-compactor.ts';
+import { PackCompactor, RETIRED_PACK_GRACE_MS, unusedBlob } from './pack-compactor.ts';
 
 const DAY = 86_400_000;
 /**
@@ -175,8 +174,7 @@ export class MaintenanceService {
       for await (const { key } of blobs.list(prefix)) {
         const born = blobBirthTime(key);
         if (born === null || born >= cutoff) continue;
-        // Rows first, then retirement: compaction moves a pack's rows and retires it in one transaction.
-        if (!(await chunkRepository.blobInUse(db, key)) && !(await retiredBlobRepository.retiredAfter(db, key, retiredCutoff))) {
+        if (await unusedBlob(db, key, retiredCutoff)) {
           if (!synced) { await this.durable(); synced = true; }
           await blobs.delete(key);
           n++;
@@ -186,6 +184,3 @@ export class MaintenanceService {
     return n;
   }
 }
-
-/** Reads the creation time that ChunkWriter puts in each blob key (db/ids.ts, beside newGeneration). */
-export { blobBirthTime };

@@ -29,6 +29,7 @@ import { retiredBlobRepository } from '../repositories/retired-blob.repository.t
 import { PACK_BYTES } from './chunk-packer.ts';
 import { sha256Hex } from './chunk-writer.ts';
 import type { ServiceDeps } from './context.ts';
+import type { Executor } from '../repositories/executor.ts';
 
 /** How long a retired pack stays readable for downloads planned before its chunks moved. */
 export const RETIRED_PACK_GRACE_MS = 60 * 60_000;
@@ -90,9 +91,7 @@ export class PackCompactor {
     for (let after = ''; ;) {
       const page = await retiredBlobRepository.retiredBy(db, cutoff, after, RETIRED_PAGE);
       for (const r of page) {
-        // Rows first, then the retirement: a compactor moves rows off a pack and renews its retirement in one
-        // transaction, so once no row names it, a renewal that happened meanwhile shows.
-        if (!(await chunkRepository.blobInUse(db, r.key)) && !(await retiredBlobRepository.retiredAfter(db, r.key, cutoff))) {
+        if (await unusedBlob(db, r.key, cutoff)) {
           // The moves off it must be on disk before it goes (SQLite; see MaintenanceService.collectChunks).
           if (!synced) await this.#durable();
           synced = true;
@@ -216,6 +215,15 @@ export class PackCompactor {
     for (const c of group) if (vacated.has(c.pack) && !kept.has(c.pack)) freed += c.size;
     return { packsCompacted: vacated.size, bytesReclaimed: Math.max(0, freed - pack.size) };
   }
+}
+
+/**
+ * Whether a blob may go: no row names it, and it is not a pack retired after `retiredCutoff`. Rows first, then the
+ * retirement: a compactor moves rows off a pack and renews its retirement in one transaction, so once no row names
+ * it, a renewal made meanwhile shows.
+ */
+export async function unusedBlob(db: Executor, key: string, retiredCutoff: number): Promise<boolean> {
+  return !(await chunkRepository.blobInUse(db, key)) && !(await retiredBlobRepository.retiredAfter(db, key, retiredCutoff));
 }
 
 /** Consecutive candidates of one owner, as many as fit in a pack together (each holds less than half a pack). */

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { sql } from 'kysely';
 import type { ServiceDeps } from './context.ts';
-import { blobBirthTime } from './maintenance.service.ts';
+import { blobBirthTime } from '../db/ids.ts';
 import { CHUNK_KEY_PREFIXES } from './chunk-writer.ts';
 import { storedBlobKey } from '../blobstore/packed.blob-store.ts';
 import { retiredBlobRepository } from '../repositories/retired-blob.repository.ts';

@@ -12,7 +12,7 @@ import { readdir, stat, truncate } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { cutAll } from '@coffer/protocol';
-import { startTestServer, type TestServer, type TestUser } from '../support/test-server.ts';
+import { firstMaintenanceRun, startTestServer, type TestServer, type TestUser } from '../support/test-server.ts';
 import { postgresUnavailable } from '../support/postgres.ts';
 import { startUpload, waitFor } from '../support/processes.ts';
 import { sql } from 'kysely';
@@ -58,8 +58,10 @@ for (const dialect of ['sqlite', 'postgres'] as const) {
     before(async () => {
       if (dialect === 'postgres') skip = await postgresUnavailable();
       if (skip) return;
-      ts = await startTestServer({ dialect, clock, config: { accessTokenSeconds: 365 * 86400, versionRetentionDays: 1, maxVersionsPerFile: 0 } });
+      ts = await startTestServer({ dialect, clock, config: { accessTokenSeconds: 365 * 86400, versionRetentionDays: 1, maxVersionsPerFile: 0, jobIntervalSeconds: 86400 } });
+      const quiet = firstMaintenanceRun(ts); // it would collect and compact against the moved clock
       user = await ts.user('packer');
+      await quiet;
     });
     after(async () => { await ts?.close(); });
 

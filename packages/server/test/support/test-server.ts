@@ -106,3 +106,25 @@ export function clientFor(url: string, name: string, token: string, rootId: stri
 
 /** Runs `body` once per SQL dialect; PostgreSQL is skipped, with the reason, when absent. */
 export { postgresUnavailable } from './postgres.ts';
+
+/**
+ * Resolves once the server's own first maintenance run (5 s after start, on its timer) has finished. A test that
+ * moves a controlled clock waits for it first, so that run never sees the moved clock (it would, say, collect or
+ * compact what the test is about to look at). Call it right after startTestServer.
+ */
+export function firstMaintenanceRun(ts: TestServer): Promise<void> {
+  const maintenance = ts.server.coffer.services.maintenance;
+  const runAll = maintenance.runAll.bind(maintenance);
+  return new Promise<void>((resolve) => {
+    maintenance.runAll = async (...args) => {
+      // The timer calls it with no options; tests always pass some.
+      if (args.length > 0) return runAll(...args);
+      maintenance.runAll = runAll;
+      try {
+        return await runAll();
+      } finally {
+        resolve();
+      }
+    };
+  });
+}
